@@ -1,0 +1,162 @@
+#include "insert_missing.hpp"
+
+#include "boundary.hpp"
+#include "key_locks.hpp"
+#include "key_probe.hpp"
+#include "missing_insert.hpp"
+#include "work_array.hpp"
+
+namespace idsync {
+
+namespace {
+
+// Rounds of insert-then-look-up before giving up: a row is only missing again after a round
+// when a concurrent transaction deleted it in between.
+constexpr int kMaxRounds = 3;
+
+int64 collect_missing(const GroupIds &ids, int64 ngroups, int32 *out)
+{
+    int64 n = 0;
+    for (int64 g = 0; g < ngroups; g++)
+        if (ids.state[g] == IdState::missing)
+            out[n++] = static_cast<int32>(g);
+    return n;
+}
+
+int compare_int64(const void *a, const void *b)
+{
+    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
+    return (x > y) - (x < y);
+}
+
+// The probes read the table directly, which row-level security does not see. When policies
+// apply, ask SQL whether the user may see every row the probes found.
+void check_row_security(const Batch &b)
+{
+    const TargetTable &t = b.target;
+    int64 n = 0;
+    int64 *found = work_array<int64>(b.keys.ngroups);
+    for (int64 g = 0; g < b.keys.ngroups; g++)
+        if (b.ids.state[g] == IdState::found)
+            found[n++] = b.ids.id[g];
+    if (n == 0)
+        return;
+    qsort(found, n, sizeof(int64), compare_int64);
+    int64 distinct = 0;
+    for (int64 i = 0; i < n; i++)
+        if (i == 0 || found[i] != found[i - 1])
+            found[distinct++] = found[i];
+
+    Datum *elems = work_array<Datum>(distinct);
+    for (int64 i = 0; i < distinct; i++)
+        elems[i] = Int64GetDatum(found[i]);
+    Datum param = PointerGetDatum(construct_array(elems, static_cast<int>(distinct), INT8OID,
+                                                  sizeof(int64), true, TYPALIGN_DOUBLE));
+    Oid param_type = INT8ARRAYOID;
+    char *sql =
+        psprintf("SELECT count(*) FROM %s WHERE %s = ANY($1)", t.name,
+                 quote_identifier(get_attname(RelationGetRelid(t.rel), t.id_attnum, false)));
+    if (SPI_execute_with_args(sql, 1, &param_type, &param, nullptr, true, 1) != SPI_OK_SELECT)
+        elog(ERROR, "idsync row security check failed");
+    bool isnull;
+    int64 visible =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    if (visible != distinct)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("rows matching the input are hidden by row-level security on \"%s\"",
+                        RelationGetRelationName(t.rel)),
+                 errdetail_plural("%lld existing row is hidden.", "%lld existing rows are hidden.",
+                                  static_cast<unsigned long>(distinct - visible),
+                                  static_cast<long long>(distinct - visible))));
+}
+
+} // namespace
+
+void begin_batch(Batch &b, FunctionCallInfo fcinfo, int target_arg, int columns_arg)
+{
+    if (PG_ARGISNULL(target_arg))
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("target must not be NULL")));
+    if (PG_ARGISNULL(columns_arg))
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("columns must not be NULL")));
+    b.caller = CurrentMemoryContext;
+    b.work = AllocSetContextCreate(b.caller, "idsync batch", ALLOCSET_DEFAULT_SIZES);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    MemoryContextSwitchTo(b.work);
+    b.estate = CreateExecutorState();
+    b.target = open_target(PG_GETARG_OID(target_arg), PG_GETARG_ARRAYTYPE_P(columns_arg));
+}
+
+void resolve_batch(Batch &b)
+{
+    const TargetTable &t = b.target;
+    const ColumnValues &v = b.values;
+    b.keys = group_rows(t, v);
+    const RowKeys &k = b.keys;
+    int64 ngroups = k.ngroups;
+    b.ids.id = work_array0<int64>(ngroups);
+    b.ids.state = work_array0<IdState>(ngroups);
+    if (ngroups == 0)
+        return;
+
+    lock_unprotected_rows(t, k, v.nrows);
+    int32 *pending = work_array<int32>(ngroups);
+    for (int64 g = 0; g < ngroups; g++)
+        pending[g] = static_cast<int32>(g);
+    probe_groups(t, v, k, pending, ngroups, b.ids);
+
+    MissingInsert insert = {nullptr};
+    for (int round = 0;; round++) {
+        int64 missing = collect_missing(b.ids, ngroups, pending);
+        if (missing == 0)
+            break;
+        if (round == kMaxRounds)
+            ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                            errmsg("could not settle the ids of %lld rows of \"%s\"",
+                                   static_cast<long long>(missing), RelationGetRelationName(t.rel)),
+                            errdetail("Concurrent transactions kept deleting them."),
+                            errhint("Retry the transaction.")));
+        if (insert.plan == nullptr)
+            insert = prepare_missing_insert(t);
+        insert_groups(insert, t, v, k, pending, missing, b.ids);
+        probe_groups(t, v, k, pending, collect_missing(b.ids, ngroups, pending), b.ids);
+    }
+    if (t.row_security)
+        check_row_security(b);
+}
+
+void end_batch(Batch &b)
+{
+    FreeExecutorState(b.estate);
+    close_target(b.target);
+    SPI_finish(); // back in b.caller
+    MemoryContextDelete(b.work);
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+// idsync.insert_missing(target regclass, columns text[], VARIADIC values "any")
+//   RETURNS TABLE (ord bigint, id bigint, inserted boolean)
+IDSYNC_FUNCTION(idsync_insert_missing)
+{
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Batch b = {};
+    begin_batch(b, fcinfo, 0, 1);
+    b.values = read_value_arrays(fcinfo, 2, b.target, b.estate);
+    resolve_batch(b);
+    for (int64 row = 0; row < b.values.nrows; row++) {
+        int32 group = b.keys.row_group[row];
+        Datum out[3] = {Int64GetDatum(row + 1), Int64GetDatum(b.ids.id[group]),
+                        BoolGetDatum(b.ids.state[group] == IdState::inserted)};
+        bool nulls[3] = {false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+    }
+    end_batch(b);
+    return Datum(0);
+}

@@ -1,0 +1,38 @@
+// The insert-missing algorithm, shared by the SQL functions in insert_missing.cpp.
+//
+//   1. group_rows: sort the input rows in the unique index's order and merge equal rows.
+//   2. lock_unprotected_rows: lock the rows the index cannot keep unique (NULL keys).
+//   3. probe_groups: look every distinct row up in the index; most loads end here.
+//   4. insert_groups: INSERT ... ON CONFLICT DO NOTHING the rows still missing, in index order.
+//   5. probe_groups again, with a fresh snapshot, for the rows ON CONFLICT skipped because a
+//      concurrent transaction had just inserted them. Repeat 4-5 if such a row was deleted in
+//      between (a few rounds, then 40001).
+#pragma once
+
+#include "group_ids.hpp"
+#include "row_keys.hpp"
+
+namespace idsync {
+
+// One call's working state. Everything it points to lives in `work`, a memory context that is
+// deleted when the call ends (or with its parent when the call fails).
+struct Batch {
+    MemoryContext caller;
+    MemoryContext work;
+    EState *estate;
+    TargetTable target;
+    ColumnValues values;
+    RowKeys keys;
+    GroupIds ids;
+};
+
+// Opens an SPI connection and the target named by the regclass and text[] arguments.
+void begin_batch(Batch &batch, FunctionCallInfo fcinfo, int target_arg, int columns_arg);
+
+// Finds or inserts every distinct row of batch.values and fills batch.keys and batch.ids.
+void resolve_batch(Batch &batch);
+
+// Releases what begin_batch took, except the locks, which last until the transaction ends.
+void end_batch(Batch &batch);
+
+} // namespace idsync

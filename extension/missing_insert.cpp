@@ -1,0 +1,134 @@
+#include "missing_insert.hpp"
+
+#include "work_array.hpp"
+
+namespace idsync {
+
+namespace {
+
+// Rows per INSERT statement: bounds the parameter arrays and the RETURNING result in memory.
+constexpr int64 kInsertChunk = 10000;
+
+char *build_insert_sql(const TargetTable &t)
+{
+    Oid relid = RelationGetRelid(t.rel);
+    StringInfoData sql;
+    initStringInfo(&sql);
+    appendStringInfo(&sql, "INSERT INTO %s AS t (", t.name);
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
+    appendStringInfoString(&sql, ") SELECT * FROM unnest(");
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&sql, "%s$%d", c ? ", " : "", c + 1);
+    appendStringInfo(
+        &sql, ") ON CONFLICT (%s)",
+        pg_get_indexdef_columns_extended(RelationGetRelid(t.index), RULE_INDEXDEF_KEYS_ONLY));
+    if (t.index_info->ii_Predicate != NIL) {
+        Node *predicate = reinterpret_cast<Node *>(make_ands_explicit(t.index_info->ii_Predicate));
+        appendStringInfo(&sql, " WHERE %s",
+                         deparse_expression(
+                             predicate, deparse_context_for(RelationGetRelationName(t.rel), relid),
+                             false, false));
+    }
+    appendStringInfo(&sql, " DO NOTHING RETURNING t.%s::int8",
+                     quote_identifier(get_attname(relid, t.id_attnum, false)));
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&sql, ", t.%s", quote_identifier(t.columns[c]));
+    return sql.data;
+}
+
+Datum column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k, int c,
+                   const int32 *groups, int64 count)
+{
+    Datum *values = work_array<Datum>(count);
+    bool *nulls = work_array<bool>(count);
+    for (int64 i = 0; i < count; i++) {
+        int32 row = k.group_row[groups[i]];
+        values[i] = v.values[c][row];
+        nulls[i] = v.nulls[c][row];
+    }
+    int16 typlen;
+    bool byval;
+    char align;
+    get_typlenbyvalalign(t.types[c], &typlen, &byval, &align);
+    int dims[1] = {static_cast<int>(count)};
+    int lbs[1] = {1};
+    ArrayType *array =
+        construct_md_array(values, nulls, 1, dims, lbs, t.types[c], typlen, byval, align);
+    pfree(values);
+    pfree(nulls);
+    return PointerGetDatum(array);
+}
+
+// True when the returned tuple (id, columns...) equals input row `row` in every given column.
+bool returned_row_matches(const TargetTable &t, const ColumnValues &v, int32 row, HeapTuple tuple,
+                          TupleDesc desc)
+{
+    for (int c = 0; c < t.ncolumns; c++) {
+        bool isnull;
+        Datum d = SPI_getbinval(tuple, desc, c + 2, &isnull);
+        if (ApplySortComparator(v.values[c][row], v.nulls[c][row], d, isnull, &t.column_order[c]) !=
+            0)
+            return false;
+    }
+    return true;
+}
+
+void insert_chunk(const MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
+                  const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
+{
+    Datum *params = work_array<Datum>(t.ncolumns);
+    for (int c = 0; c < t.ncolumns; c++)
+        params[c] = column_array(t, v, k, c, groups, count);
+    int ret = SPI_execute_plan(insert.plan, params, nullptr, false, 0);
+    if (ret != SPI_OK_INSERT_RETURNING)
+        elog(ERROR, "idsync insert failed: %s", SPI_result_code_string(ret));
+
+    // RETURNING lists inserted rows in insertion order, which is the order of `groups`; the
+    // rows ON CONFLICT skipped are simply absent.
+    SPITupleTable *result = SPI_tuptable;
+    int64 next = 0;
+    for (uint64 j = 0; j < SPI_processed; j++) {
+        HeapTuple tuple = result->vals[j];
+        while (next < count &&
+               !returned_row_matches(t, v, k.group_row[groups[next]], tuple, result->tupdesc))
+            next++;
+        if (next == count)
+            ereport(ERROR,
+                    (errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+                     errmsg("a row inserted into \"%s\" does not match its input row",
+                            RelationGetRelationName(t.rel)),
+                     errdetail("A BEFORE INSERT trigger or a rule changed a given column.")));
+        bool isnull;
+        int32 group = groups[next++];
+        ids.id[group] = DatumGetInt64(SPI_getbinval(tuple, result->tupdesc, 1, &isnull));
+        ids.state[group] = IdState::inserted;
+    }
+    SPI_freetuptable(result);
+    for (int c = 0; c < t.ncolumns; c++)
+        pfree(DatumGetPointer(params[c]));
+    pfree(params);
+}
+
+} // namespace
+
+MissingInsert prepare_missing_insert(const TargetTable &t)
+{
+    Oid *argtypes = work_array<Oid>(t.ncolumns);
+    for (int c = 0; c < t.ncolumns; c++)
+        argtypes[c] = get_array_type(t.types[c]);
+    char *sql = build_insert_sql(t);
+    SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns, argtypes);
+    if (plan == nullptr)
+        elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+    return MissingInsert{plan};
+}
+
+void insert_groups(const MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
+                   const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
+{
+    for (int64 start = 0; start < count; start += kInsertChunk)
+        insert_chunk(insert, t, v, k, groups + start, Min(kInsertChunk, count - start), ids);
+}
+
+} // namespace idsync

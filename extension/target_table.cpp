@@ -1,0 +1,281 @@
+#include "target_table.hpp"
+
+namespace idsync {
+
+namespace {
+
+bool is_integer_type(Oid type)
+{
+    return type == INT2OID || type == INT4OID || type == INT8OID;
+}
+
+void check_table_kind(Relation rel)
+{
+    if (rel->rd_rel->relkind != RELKIND_RELATION)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not a plain table", RelationGetRelationName(rel)),
+                        errdetail("idsync writes to ordinary tables only, not to views, foreign, "
+                                  "partitioned or other relations.")));
+}
+
+void resolve_columns(TargetTable &t, ArrayType *column_names)
+{
+    Datum *names;
+    bool *nulls;
+    int n;
+    if (ARR_NDIM(column_names) > 1)
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("columns must be a one-dimensional array")));
+    deconstruct_array(column_names, TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &n);
+    if (n == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("columns must name at least one column")));
+
+    t.ncolumns = n;
+    t.attnums = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * n));
+    t.columns = static_cast<const char **>(palloc(sizeof(char *) * n));
+    t.types = static_cast<Oid *>(palloc(sizeof(Oid) * n));
+    t.typmods = static_cast<int32 *>(palloc(sizeof(int32) * n));
+    t.collations = static_cast<Oid *>(palloc(sizeof(Oid) * n));
+    TupleDesc desc = RelationGetDescr(t.rel);
+
+    for (int c = 0; c < n; c++) {
+        if (nulls[c])
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("columns must not contain NULL")));
+        const char *name = TextDatumGetCString(names[c]);
+        AttrNumber attnum = get_attnum(RelationGetRelid(t.rel), name);
+        if (attnum == InvalidAttrNumber)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                            errmsg("column \"%s\" of relation \"%s\" does not exist", name,
+                                   RelationGetRelationName(t.rel))));
+        if (attnum < 0)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("cannot use system column \"%s\"", name)));
+        for (int prev = 0; prev < c; prev++)
+            if (t.attnums[prev] == attnum)
+                ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN),
+                                errmsg("column \"%s\" is given more than once", name)));
+        Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+        if (att->attgenerated)
+            ereport(ERROR, (errcode(ERRCODE_GENERATED_ALWAYS),
+                            errmsg("cannot insert into generated column \"%s\"", name)));
+        Oid base = getBaseType(att->atttypid);
+        if (type_is_array(base) || type_is_rowtype(base))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("column \"%s\" has type %s; array and composite columns are not "
+                                   "supported",
+                                   name, format_type_be(att->atttypid))));
+        t.attnums[c] = attnum;
+        t.columns[c] = name;
+        t.types[c] = att->atttypid;
+        t.typmods[c] = att->atttypmod;
+        t.collations[c] = att->attcollation;
+    }
+}
+
+// The default btree order of every given column: rows are equal when all columns compare 0,
+// NULL equal to NULL.
+void prepare_column_order(TargetTable &t)
+{
+    t.column_order = static_cast<SortSupportData *>(palloc0(sizeof(SortSupportData) * t.ncolumns));
+    for (int c = 0; c < t.ncolumns; c++) {
+        TypeCacheEntry *tc = lookup_type_cache(t.types[c], TYPECACHE_LT_OPR);
+        if (!OidIsValid(tc->lt_opr))
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+                            errmsg("could not identify an ordering operator for type %s",
+                                   format_type_be(t.types[c])),
+                            errdetail("insert_missing compares rows by every given column, "
+                                      "including \"%s\".",
+                                      t.columns[c])));
+        SortSupport s = &t.column_order[c];
+        s->ssup_cxt = CurrentMemoryContext;
+        s->ssup_collation = t.collations[c];
+        s->ssup_attno = t.attnums[c];
+        PrepareSortSupportFromOrderingOp(tc->lt_opr, s);
+    }
+}
+
+// SELECT and INSERT, on the table or on every column a call reads or writes.
+void check_privileges(const TargetTable &t)
+{
+    Oid relid = RelationGetRelid(t.rel);
+    Oid user = GetUserId();
+    const AclMode modes[] = {ACL_SELECT, ACL_INSERT};
+    for (AclMode mode : modes) {
+        if (pg_class_aclcheck(relid, user, mode) == ACLCHECK_OK)
+            continue;
+        bool ok = mode != ACL_SELECT ||
+                  pg_attribute_aclcheck(relid, t.id_attnum, user, mode) == ACLCHECK_OK;
+        for (int c = 0; ok && c < t.ncolumns; c++)
+            ok = pg_attribute_aclcheck(relid, t.attnums[c], user, mode) == ACLCHECK_OK;
+        if (!ok)
+            aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(t.rel));
+    }
+}
+
+// The id column: the single-column integer primary key, else a NOT NULL integer column "id".
+void resolve_id_column(TargetTable &t)
+{
+    TupleDesc desc = RelationGetDescr(t.rel);
+    Oid pk = RelationGetPrimaryKeyIndex(t.rel);
+    if (OidIsValid(pk)) {
+        Relation pkrel = index_open(pk, AccessShareLock);
+        Form_pg_index form = pkrel->rd_index;
+        AttrNumber attnum = form->indnkeyatts == 1 ? form->indkey.values[0] : 0;
+        index_close(pkrel, AccessShareLock);
+        if (attnum > 0 && is_integer_type(TupleDescAttr(desc, attnum - 1)->atttypid)) {
+            t.id_attnum = attnum;
+            t.id_type = TupleDescAttr(desc, attnum - 1)->atttypid;
+            return;
+        }
+    }
+    AttrNumber attnum = get_attnum(RelationGetRelid(t.rel), "id");
+    if (attnum > 0) {
+        Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+        if (is_integer_type(att->atttypid) && att->attnotnull) {
+            t.id_attnum = attnum;
+            t.id_type = att->atttypid;
+            return;
+        }
+    }
+    ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+                    errmsg("table \"%s\" has no integer id column", RelationGetRelationName(t.rel)),
+                    errhint("idsync returns the table's single-column smallint, integer or bigint "
+                            "primary key, or else its NOT NULL integer column named \"id\".")));
+}
+
+bool is_given_column(const TargetTable &t, AttrNumber attnum)
+{
+    for (int c = 0; c < t.ncolumns; c++)
+        if (t.attnums[c] == attnum)
+            return true;
+    return false;
+}
+
+// True when every column the index reads (keys, expressions, predicate) is a given column.
+bool index_uses_given_columns_only(const TargetTable &t, IndexInfo *info)
+{
+    for (int k = 0; k < info->ii_NumIndexKeyAttrs; k++) {
+        AttrNumber attnum = info->ii_IndexAttrNumbers[k];
+        if (attnum != 0 && !is_given_column(t, attnum))
+            return false;
+    }
+    Bitmapset *used = nullptr;
+    pull_varattnos(reinterpret_cast<Node *>(info->ii_Expressions), 1, &used);
+    pull_varattnos(reinterpret_cast<Node *>(info->ii_Predicate), 1, &used);
+    int member = -1;
+    while ((member = bms_next_member(used, member)) >= 0) {
+        AttrNumber attnum = member + FirstLowInvalidHeapAttributeNumber;
+        if (!is_given_column(t, attnum))
+            return false;
+    }
+    return true;
+}
+
+// Picks the unique index that identifies rows: among the valid, immediate unique btree indexes
+// that read only given columns, a plain one before one with expressions before a partial one.
+void choose_unique_index(TargetTable &t)
+{
+    List *indexes = RelationGetIndexList(t.rel);
+    ListCell *lc;
+    int best_score = INT_MAX;
+    foreach (lc, indexes) {
+        Relation index = index_open(lfirst_oid(lc), AccessShareLock);
+        Form_pg_index form = index->rd_index;
+        bool usable = form->indisunique && form->indimmediate && form->indisvalid &&
+                      form->indislive && index->rd_rel->relam == BTREE_AM_OID;
+        IndexInfo *info = usable ? BuildIndexInfo(index) : nullptr;
+        if (usable && index_uses_given_columns_only(t, info)) {
+            int score = (info->ii_Predicate != NIL ? 2 : 0) + (info->ii_Expressions != NIL ? 1 : 0);
+            if (score < best_score) {
+                if (t.index != nullptr)
+                    index_close(t.index, AccessShareLock);
+                t.index = index;
+                t.index_info = info;
+                best_score = score;
+                continue;
+            }
+        }
+        index_close(index, AccessShareLock);
+    }
+    if (t.index == nullptr) {
+        StringInfoData cols;
+        initStringInfo(&cols);
+        for (int c = 0; c < t.ncolumns; c++)
+            appendStringInfo(&cols, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+                 errmsg("no unique index of \"%s\" covers only the columns (%s)",
+                        RelationGetRelationName(t.rel), cols.data),
+                 errdetail("Without one, concurrent calls could insert the same row twice."),
+                 errhint("Create a unique index on the natural key, for example CREATE UNIQUE "
+                         "INDEX ON %s (%s).",
+                         t.name, cols.data)));
+    }
+    BuildSpeculativeIndexInfo(t.index, t.index_info);
+}
+
+void prepare_key_order(TargetTable &t)
+{
+    IndexInfo *info = t.index_info;
+    t.nkeys = info->ii_NumIndexKeyAttrs;
+    t.key_column = static_cast<int *>(palloc(sizeof(int) * t.nkeys));
+    t.key_order = static_cast<SortSupportData *>(palloc0(sizeof(SortSupportData) * t.nkeys));
+    t.index_computes_keys = info->ii_Expressions != NIL || info->ii_Predicate != NIL;
+    for (int k = 0; k < t.nkeys; k++) {
+        t.key_column[k] = -1;
+        for (int c = 0; c < t.ncolumns; c++)
+            if (info->ii_IndexAttrNumbers[k] == t.attnums[c])
+                t.key_column[k] = c;
+        int16 option = t.index->rd_indoption[k];
+        SortSupport s = &t.key_order[k];
+        s->ssup_cxt = CurrentMemoryContext;
+        s->ssup_collation = t.index->rd_indcollation[k];
+        s->ssup_nulls_first = (option & INDOPTION_NULLS_FIRST) != 0;
+        s->ssup_attno = k + 1;
+        PrepareSortSupportFromIndexRel(
+            t.index, (option & INDOPTION_DESC) ? BTGreaterStrategyNumber : BTLessStrategyNumber, s);
+    }
+}
+
+} // namespace
+
+TargetTable open_target(Oid relid, ArrayType *column_names)
+{
+    TargetTable t = {};
+    t.rel = relation_open(relid, RowExclusiveLock);
+    check_table_kind(t.rel);
+    t.name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(t.rel)),
+                                        RelationGetRelationName(t.rel));
+    resolve_columns(t, column_names);
+    resolve_id_column(t);
+    check_privileges(t);
+    choose_unique_index(t);
+    prepare_key_order(t);
+    prepare_column_order(t);
+    t.row_security = check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED;
+    return t;
+}
+
+void close_target(TargetTable &t)
+{
+    index_close(t.index, AccessShareLock);
+    relation_close(t.rel, NoLock); // the lock is kept until the end of the transaction
+}
+
+int64 read_id(const TargetTable &t, TupleTableSlot *slot)
+{
+    bool isnull;
+    Datum id = slot_getattr(slot, t.id_attnum, &isnull);
+    switch (t.id_type) {
+    case INT2OID:
+        return DatumGetInt16(id);
+    case INT4OID:
+        return DatumGetInt32(id);
+    default:
+        return DatumGetInt64(id);
+    }
+}
+
+} // namespace idsync

@@ -1,0 +1,43 @@
+// The table a call writes to: its given columns, its id column and the unique index that
+// identifies its rows, all resolved and checked once per call.
+#pragma once
+
+#include "pg.hpp"
+
+namespace idsync {
+
+struct TargetTable {
+    Relation rel;         // opened with RowExclusiveLock, closed by close_target()
+    const char *name;     // schema-qualified and quoted, ready for SQL text
+    int ncolumns;         // the given columns, in the caller's order
+    AttrNumber *attnums;  // attribute number of each given column
+    const char **columns; // name of each given column
+    Oid *types;
+    int32 *typmods;
+    Oid *collations;
+    SortSupportData *column_order; // default btree order of each given column: equality is 0
+
+    AttrNumber id_attnum; // the integer surrogate id that calls return
+    Oid id_type;
+
+    Relation index;             // the unique index that identifies rows (AccessShareLock)
+    IndexInfo *index_info;      // with the unique-check operators filled in
+    int nkeys;                  // key columns of the index
+    int *key_column;            // per index key: its given column, or -1 for an expression
+    SortSupportData *key_order; // the index's own order of each key column
+    bool index_computes_keys;   // the index has expressions or a predicate
+
+    bool row_security; // row-level security applies to the current user
+};
+
+// Opens `relid` for a call with the given column names (a text[] Datum) and checks
+// everything that does not depend on the values: table kind, columns, privileges, id column
+// and a usable unique index.
+TargetTable open_target(Oid relid, ArrayType *column_names);
+
+void close_target(TargetTable &target);
+
+// Returns the id in column `attnum` of `slot` as a bigint.
+int64 read_id(const TargetTable &target, TupleTableSlot *slot);
+
+} // namespace idsync

@@ -1,0 +1,24 @@
+-- idsync 0.1.0: the SQL surface of the extension. Every function is documented in README.md.
+\echo Use "CREATE EXTENSION idsync" to load this file. \quit
+
+-- Inserts the rows of a batch that `target` lacks and returns the id of every input row.
+-- The batch is columnar: one array per entry of `columns`, all of the same length.
+CREATE FUNCTION insert_missing(target regclass, columns text[], VARIADIC "values" "any")
+RETURNS TABLE (ord bigint, id bigint, inserted boolean)
+AS 'MODULE_PATHNAME', 'idsync_insert_missing'
+LANGUAGE C VOLATILE ROWS 1000;
+
+COMMENT ON FUNCTION insert_missing(regclass, text[], "any") IS
+'insert the missing rows of a columnar batch and return (ord, id, inserted) for every input row, in input order';
+
+-- Many small sets at once (the licences of each package, say): set_keys[i] names the set that
+-- input row i belongs to. Returns one row per set key, ascending, with the sorted distinct ids
+-- of its members.
+CREATE FUNCTION insert_missing_sets(target regclass, columns text[], set_keys bigint[],
+                                    VARIADIC "values" "any")
+RETURNS TABLE (set_key bigint, ids bigint[])
+AS 'MODULE_PATHNAME', 'idsync_insert_missing_sets'
+LANGUAGE C VOLATILE ROWS 1000;
+
+COMMENT ON FUNCTION insert_missing_sets(regclass, text[], bigint[], "any") IS
+'insert the missing members of many sets and return, per set key, the sorted array of member ids';
