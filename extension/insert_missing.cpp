@@ -107,6 +107,8 @@ void resolve_batch(Batch &b)
     for (int64 g = 0; g < ngroups; g++)
         pending[g] = static_cast<int32>(g);
     probe_groups(t, v, k, pending, ngroups, b.ids);
+    if (IsolationUsesXactSnapshot())
+        check_unprotected_visible(t, v, k, b.ids);
 
     MissingInsert insert = {nullptr};
     for (int round = 0;; round++) {

@@ -38,6 +38,69 @@ namespace {
              errtableconstraint(t.rel, RelationGetRelationName(t.index))));
 }
 
+// One index scan, re-aimed at each distinct row in turn.
+struct Scanner {
+    IndexScanDesc scan;
+    TupleTableSlot *slot;
+    ScanKeyData *scankeys;
+    FmgrInfo *equality;
+    MemoryContext per_probe;
+};
+
+Scanner begin_scan(const TargetTable &t, Snapshot snapshot)
+{
+    Scanner s;
+    IndexInfo *info = t.index_info;
+    s.equality = work_array<FmgrInfo>(t.nkeys);
+    for (int key = 0; key < t.nkeys; key++)
+        fmgr_info(info->ii_UniqueProcs[key], &s.equality[key]);
+    s.scankeys = work_array<ScanKeyData>(t.nkeys);
+    s.scan = index_beginscan(t.rel, t.index, snapshot, t.nkeys, 0);
+    s.slot = table_slot_create(t.rel, nullptr);
+    s.per_probe =
+        AllocSetContextCreate(CurrentMemoryContext, "idsync probe", ALLOCSET_DEFAULT_SIZES);
+    return s;
+}
+
+void end_scan(Scanner &s)
+{
+    index_endscan(s.scan);
+    ExecDropSingleTupleTableSlot(s.slot);
+    MemoryContextDelete(s.per_probe);
+}
+
+// Looks up input row `row`; returns true and sets *id when a row equal in every given column
+// is visible to the scan's snapshot.
+bool probe_row(Scanner &s, const TargetTable &t, const ColumnValues &v, const RowKeys &k, int32 row,
+               int64 *id)
+{
+    for (int key = 0; key < t.nkeys; key++) {
+        if (k.key_nulls[key][row])
+            ScanKeyEntryInitialize(&s.scankeys[key], SK_ISNULL | SK_SEARCHNULL, key + 1,
+                                   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, 0);
+        else
+            ScanKeyEntryInitializeWithInfo(
+                &s.scankeys[key], 0, key + 1, t.index_info->ii_UniqueStrats[key], InvalidOid,
+                t.index->rd_indcollation[key], &s.equality[key], k.key_values[key][row]);
+    }
+    MemoryContext caller = MemoryContextSwitchTo(s.per_probe);
+    bool found = false;
+    index_rescan(s.scan, s.scankeys, t.nkeys, nullptr, 0);
+    while (index_getnext_slot(s.scan, ForwardScanDirection, s.slot)) {
+        if (row_equals_slot(t, v, row, s.slot)) {
+            *id = read_id(t, s.slot);
+            found = true;
+            break;
+        }
+        // Only rows the index does not protect (NULL keys) may share a key and differ.
+        if (k.protected_row[row])
+            report_existing_conflict(t, v, k, row, s.slot);
+    }
+    MemoryContextSwitchTo(caller);
+    MemoryContextReset(s.per_probe);
+    return found;
+}
+
 } // namespace
 
 void probe_groups(const TargetTable &t, const ColumnValues &v, const RowKeys &k,
@@ -45,55 +108,43 @@ void probe_groups(const TargetTable &t, const ColumnValues &v, const RowKeys &k,
 {
     if (count == 0)
         return;
-    IndexInfo *info = t.index_info;
-    FmgrInfo *equality = work_array<FmgrInfo>(t.nkeys);
-    for (int key = 0; key < t.nkeys; key++)
-        fmgr_info(info->ii_UniqueProcs[key], &equality[key]);
-    ScanKeyData *scankeys = work_array<ScanKeyData>(t.nkeys);
-
     // A fresh snapshot: in READ COMMITTED it also sees rows that other transactions committed
     // after the statement began; in REPEATABLE READ it is the transaction's snapshot. It sees
     // this transaction's earlier inserts, this call's included.
     PushCopiedSnapshot(GetTransactionSnapshot());
     UpdateActiveSnapshotCommandId();
-    IndexScanDesc scan = index_beginscan(t.rel, t.index, GetActiveSnapshot(), t.nkeys, 0);
-    TupleTableSlot *slot = table_slot_create(t.rel, nullptr);
-    MemoryContext caller = CurrentMemoryContext;
-    MemoryContext per_probe = AllocSetContextCreate(caller, "idsync probe", ALLOCSET_DEFAULT_SIZES);
-
+    Scanner s = begin_scan(t, GetActiveSnapshot());
     for (int64 i = 0; i < count; i++) {
         CHECK_FOR_INTERRUPTS();
         int32 group = groups[i];
-        int32 row = k.group_row[group];
-        for (int key = 0; key < t.nkeys; key++) {
-            if (k.key_nulls[key][row])
-                ScanKeyEntryInitialize(&scankeys[key], SK_ISNULL | SK_SEARCHNULL, key + 1,
-                                       InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, 0);
-            else
-                ScanKeyEntryInitializeWithInfo(
-                    &scankeys[key], 0, key + 1, info->ii_UniqueStrats[key], InvalidOid,
-                    t.index->rd_indcollation[key], &equality[key], k.key_values[key][row]);
-        }
-        MemoryContextSwitchTo(per_probe);
-        index_rescan(scan, scankeys, t.nkeys, nullptr, 0);
-        while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
-            if (row_equals_slot(t, v, row, slot)) {
-                ids.id[group] = read_id(t, slot);
-                ids.state[group] = IdState::found;
-                break;
-            }
-            // Only rows the index does not protect (NULL keys) may share a key and differ.
-            if (k.protected_row[row])
-                report_existing_conflict(t, v, k, row, slot);
-        }
-        MemoryContextSwitchTo(caller);
-        MemoryContextReset(per_probe);
+        if (probe_row(s, t, v, k, k.group_row[group], &ids.id[group]))
+            ids.state[group] = IdState::found;
     }
-
-    index_endscan(scan);
-    ExecDropSingleTupleTableSlot(slot);
+    end_scan(s);
     PopActiveSnapshot();
-    MemoryContextDelete(per_probe);
+}
+
+void check_unprotected_visible(const TargetTable &t, const ColumnValues &v, const RowKeys &k,
+                               const GroupIds &ids)
+{
+    Snapshot latest = RegisterSnapshot(GetLatestSnapshot());
+    Scanner s = begin_scan(t, latest);
+    for (int64 group = 0; group < k.ngroups; group++) {
+        int32 row = k.group_row[group];
+        int64 id;
+        if (ids.state[group] != IdState::missing || k.protected_row[row])
+            continue;
+        CHECK_FOR_INTERRUPTS();
+        if (probe_row(s, t, v, k, row, &id))
+            ereport(ERROR,
+                    (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                     errmsg("could not serialize access due to concurrent insert"),
+                     errdetail("Input row %lld of \"%s\" was inserted by a transaction "
+                               "that committed after this transaction's snapshot.",
+                               static_cast<long long>(row + 1), RelationGetRelationName(t.rel))));
+    }
+    end_scan(s);
+    UnregisterSnapshot(latest);
 }
 
 } // namespace idsync

@@ -12,4 +12,11 @@ namespace idsync {
 void probe_groups(const TargetTable &target, const ColumnValues &values, const RowKeys &keys,
                   const int32 *groups, int64 count, GroupIds &ids);
 
+// In REPEATABLE READ and SERIALIZABLE, for the distinct rows still missing that the index does
+// not protect: raises 40001 when such a row exists but is invisible to the transaction's
+// snapshot. (For protected rows, INSERT ... ON CONFLICT makes the same check.) Call it after
+// the rows' locks are held.
+void check_unprotected_visible(const TargetTable &target, const ColumnValues &values,
+                               const RowKeys &keys, const GroupIds &ids);
+
 } // namespace idsync
