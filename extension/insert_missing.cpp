@@ -14,6 +14,41 @@ namespace {
 // when a concurrent transaction deleted it in between.
 constexpr int kMaxRounds = 3;
 
+// Probing first pays off when many rows exist; when most are new, ON CONFLICT finds the few
+// existing ones anyway and the probe would double the index descents. A sample of this many
+// evenly spaced distinct rows decides; below kProbeHitRate found, only the rows that the
+// index does not protect are probed (they always need it: ON CONFLICT cannot see them).
+constexpr int64 kProbeSample = 64;
+constexpr double kProbeHitRate = 0.25;
+
+// Probes a sample of the distinct rows and returns true when enough of them exist to make
+// probing the rest worthwhile.
+bool mostly_existing(const Batch &b, GroupIds &ids)
+{
+    int64 ngroups = b.keys.ngroups;
+    if (ngroups <= kProbeSample)
+        return true;
+    int32 sample[kProbeSample];
+    for (int64 i = 0; i < kProbeSample; i++)
+        sample[i] = static_cast<int32>(i * ngroups / kProbeSample);
+    probe_groups(b.target, b.values, b.keys, sample, kProbeSample, ids);
+    int64 found = 0;
+    for (int64 i = 0; i < kProbeSample; i++)
+        found += ids.state[sample[i]] == IdState::found;
+    return found >= kProbeHitRate * kProbeSample;
+}
+
+// The distinct rows to probe before inserting: all still missing, or only the unprotected.
+int64 collect_probe(const Batch &b, bool all, int32 *out)
+{
+    int64 n = 0;
+    for (int64 g = 0; g < b.keys.ngroups; g++)
+        if (b.ids.state[g] == IdState::missing &&
+            (all || !b.keys.protected_row[b.keys.group_row[g]]))
+            out[n++] = static_cast<int32>(g);
+    return n;
+}
+
 int64 collect_missing(const GroupIds &ids, int64 ngroups, int32 *out)
 {
     int64 n = 0;
@@ -104,9 +139,8 @@ void resolve_batch(Batch &b)
 
     lock_unprotected_rows(t, k, v.nrows);
     int32 *pending = work_array<int32>(ngroups);
-    for (int64 g = 0; g < ngroups; g++)
-        pending[g] = static_cast<int32>(g);
-    probe_groups(t, v, k, pending, ngroups, b.ids);
+    bool probe_all = mostly_existing(b, b.ids);
+    probe_groups(t, v, k, pending, collect_probe(b, probe_all, pending), b.ids);
     if (IsolationUsesXactSnapshot())
         check_unprotected_visible(t, v, k, b.ids);
 
