@@ -108,21 +108,23 @@ void check_row_security(const Batch &b)
 
 } // namespace
 
-void begin_batch(Batch &b, FunctionCallInfo fcinfo, int target_arg, int columns_arg)
+Datum required_arg(FunctionCallInfo fcinfo, int arg, const char *name)
 {
-    if (PG_ARGISNULL(target_arg))
+    if (PG_ARGISNULL(arg))
         ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("target must not be NULL")));
-    if (PG_ARGISNULL(columns_arg))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("columns must not be NULL")));
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
+    return PG_GETARG_DATUM(arg);
+}
+
+void begin_batch(Batch &b, Oid target, ArrayType *columns)
+{
     b.caller = CurrentMemoryContext;
     b.work = AllocSetContextCreate(b.caller, "idsync batch", ALLOCSET_DEFAULT_SIZES);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
     MemoryContextSwitchTo(b.work);
     b.estate = CreateExecutorState();
-    b.target = open_target(PG_GETARG_OID(target_arg), PG_GETARG_ARRAYTYPE_P(columns_arg));
+    b.target = open_target(target, columns);
 }
 
 void resolve_batch(Batch &b)
@@ -160,6 +162,8 @@ void resolve_batch(Batch &b)
         insert_groups(insert, t, v, k, pending, missing, b.ids);
         probe_groups(t, v, k, pending, collect_missing(b.ids, ngroups, pending), b.ids);
     }
+    if (insert.plan != nullptr)
+        SPI_freeplan(insert.plan);
     if (t.row_security)
         check_row_security(b);
 }
@@ -183,7 +187,8 @@ IDSYNC_FUNCTION(idsync_insert_missing)
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Batch b = {};
-    begin_batch(b, fcinfo, 0, 1);
+    begin_batch(b, DatumGetObjectId(required_arg(fcinfo, 0, "target")),
+                DatumGetArrayTypeP(required_arg(fcinfo, 1, "columns")));
     b.values = read_value_arrays(fcinfo, 2, b.target, b.estate);
     resolve_batch(b);
     for (int64 row = 0; row < b.values.nrows; row++) {

@@ -26,8 +26,11 @@ struct Batch {
     GroupIds ids;
 };
 
-// Opens an SPI connection and the target named by the regclass and text[] arguments.
-void begin_batch(Batch &batch, FunctionCallInfo fcinfo, int target_arg, int columns_arg);
+// Opens an SPI connection and the target table with the given column names (text[]).
+void begin_batch(Batch &batch, Oid target, ArrayType *columns);
+
+// Argument `arg` of fcinfo, which must not be NULL (22004 naming `name`).
+Datum required_arg(FunctionCallInfo fcinfo, int arg, const char *name);
 
 // Finds or inserts every distinct row of batch.values and fills batch.keys and batch.ids.
 void resolve_batch(Batch &batch);

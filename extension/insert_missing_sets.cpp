@@ -30,10 +30,7 @@ int compare_members(const void *pa, const void *pb, void *arg)
 
 int64 *read_set_keys(FunctionCallInfo fcinfo, int arg, int64 nrows)
 {
-    if (PG_ARGISNULL(arg))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("set_keys must not be NULL")));
-    ArrayType *array = PG_GETARG_ARRAYTYPE_P(arg);
+    ArrayType *array = DatumGetArrayTypeP(required_arg(fcinfo, arg, "set_keys"));
     if (ARR_NDIM(array) > 1)
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                         errmsg("set_keys must be a one-dimensional array")));
@@ -68,7 +65,8 @@ IDSYNC_FUNCTION(idsync_insert_missing_sets)
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Batch b = {};
-    begin_batch(b, fcinfo, 0, 1);
+    begin_batch(b, DatumGetObjectId(required_arg(fcinfo, 0, "target")),
+                DatumGetArrayTypeP(required_arg(fcinfo, 1, "columns")));
     b.values = read_value_arrays(fcinfo, 3, b.target, b.estate);
     Members m = {read_set_keys(fcinfo, 2, b.values.nrows), &b};
     resolve_batch(b);

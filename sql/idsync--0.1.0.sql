@@ -22,3 +22,15 @@ LANGUAGE C VOLATILE ROWS 1000;
 
 COMMENT ON FUNCTION insert_missing_sets(regclass, text[], bigint[], "any") IS
 'insert the missing members of many sets and return, per set key, the sorted array of member ids';
+
+-- Batches too big to pass as arrays: the rows come from a staging table (typically a
+-- temporary table filled by COPY) with an integer column "ord" that identifies each row, and
+-- the given columns with the target columns' types. `columns` defaults to every staging column
+-- but ord. Returns (ord, id, inserted) per staging row, in no particular order.
+CREATE FUNCTION insert_missing_staged(target regclass, staging regclass, columns text[] DEFAULT NULL)
+RETURNS TABLE (ord bigint, id bigint, inserted boolean)
+AS 'MODULE_PATHNAME', 'idsync_insert_missing_staged'
+LANGUAGE C VOLATILE ROWS 1000;
+
+COMMENT ON FUNCTION insert_missing_staged(regclass, regclass, text[]) IS
+'insert the missing rows of a staging table and return (ord, id, inserted) for every staging row';

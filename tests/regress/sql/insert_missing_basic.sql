@@ -100,10 +100,15 @@ SELECT * FROM idsync.insert_missing('dom', '{name}', ARRAY['abc', 'abc']);
 SELECT * FROM idsync.insert_missing('dom', '{name}', ARRAY['abcd']);
 SELECT * FROM idsync.insert_missing('dom', '{name}', ARRAY['bad']);
 
--- Many rows in one call, several insert chunks, and the same batch again.
+-- Many rows in one call, several insert chunks, and the same batch again. (Results are kept
+-- first: a statement does not see the rows its own function call inserts.)
 CREATE TABLE big (id bigserial PRIMARY KEY, k int UNIQUE);
-SELECT count(*), count(DISTINCT id), bool_and(inserted)
-FROM idsync.insert_missing('big', '{k}', ARRAY(SELECT g % 25000 FROM generate_series(1, 30000) g));
+CREATE TABLE big_input AS SELECT (g * 7907) % 25000 AS k, g AS ord FROM generate_series(1, 30000) g;
+CREATE TABLE big_result AS
+SELECT * FROM idsync.insert_missing('big', '{k}', ARRAY(SELECT k FROM big_input ORDER BY ord));
+SELECT count(*), count(DISTINCT r.id), bool_and(inserted),
+       count(*) FILTER (WHERE b.k IS DISTINCT FROM i.k) AS wrong_ids
+FROM big_result r JOIN big_input i USING (ord) LEFT JOIN big b ON b.id = r.id;
 SELECT count(*), count(DISTINCT id), bool_or(inserted)
 FROM idsync.insert_missing('big', '{k}', ARRAY(SELECT g FROM generate_series(24990, 25010) g));
 SELECT count(*) = 25011 AS all_there FROM big;
