@@ -40,6 +40,18 @@ void cast_column_array(Datum value, Oid type, const TargetTable &t, int c, EStat
     deconstruct_array(array, column_type, elem_len, elem_byval, elem_align, values, nulls, count);
 }
 
+Datum column_array(const TargetTable &t, int c, Datum *values, bool *nulls, int64 n)
+{
+    int16 typlen;
+    bool byval;
+    char align;
+    get_typlenbyvalalign(t.types[c], &typlen, &byval, &align);
+    int dims[1] = {static_cast<int>(n)};
+    int lbs[1] = {1};
+    return PointerGetDatum(
+        construct_md_array(values, nulls, 1, dims, lbs, t.types[c], typlen, byval, align));
+}
+
 ColumnValues read_value_arrays(FunctionCallInfo fcinfo, int first, const TargetTable &t,
                                EState *estate)
 {

@@ -21,4 +21,7 @@ ColumnValues read_value_arrays(FunctionCallInfo fcinfo, int first, const TargetT
 void cast_column_array(Datum value, Oid type, const TargetTable &target, int column, EState *estate,
                        Datum **values, bool **nulls, int *count);
 
+// A one-dimensional array of given column `column`'s type from n values.
+Datum column_array(const TargetTable &target, int column, Datum *values, bool *nulls, int64 n);
+
 } // namespace idsync

@@ -113,14 +113,7 @@ ColumnValues chunk_values(const TargetTable &t, SPITupleTable *tuples, int64 n, 
     for (int c = 0; c < t.ncolumns; c++) {
         for (int64 i = 0; i < n; i++)
             elems[i] = SPI_getbinval(tuples->vals[i], tuples->tupdesc, c + 2, &nulls[i]);
-        int16 typlen;
-        bool byval;
-        char align;
-        get_typlenbyvalalign(t.types[c], &typlen, &byval, &align);
-        int dims[1] = {static_cast<int>(n)};
-        int lbs[1] = {1};
-        Datum array = PointerGetDatum(
-            construct_md_array(elems, nulls, 1, dims, lbs, t.types[c], typlen, byval, align));
+        Datum array = column_array(t, c, elems, nulls, n);
         int count;
         cast_column_array(array, get_array_type(t.types[c]), t, c, estate, &v.values[c],
                           &v.nulls[c], &count);

@@ -37,8 +37,9 @@ char *build_insert_sql(const TargetTable &t)
     return sql.data;
 }
 
-Datum column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k, int c,
-                   const int32 *groups, int64 count)
+// The values of given column c of the distinct rows `groups`, as one array parameter.
+Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k, int c,
+                         const int32 *groups, int64 count)
 {
     Datum *values = work_array<Datum>(count);
     bool *nulls = work_array<bool>(count);
@@ -47,17 +48,10 @@ Datum column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k
         values[i] = v.values[c][row];
         nulls[i] = v.nulls[c][row];
     }
-    int16 typlen;
-    bool byval;
-    char align;
-    get_typlenbyvalalign(t.types[c], &typlen, &byval, &align);
-    int dims[1] = {static_cast<int>(count)};
-    int lbs[1] = {1};
-    ArrayType *array =
-        construct_md_array(values, nulls, 1, dims, lbs, t.types[c], typlen, byval, align);
+    Datum array = column_array(t, c, values, nulls, count);
     pfree(values);
     pfree(nulls);
-    return PointerGetDatum(array);
+    return array;
 }
 
 // True when the returned tuple (id, columns...) equals input row `row` in every given column.
@@ -79,7 +73,7 @@ void insert_chunk(const MissingInsert &insert, const TargetTable &t, const Colum
 {
     Datum *params = work_array<Datum>(t.ncolumns);
     for (int c = 0; c < t.ncolumns; c++)
-        params[c] = column_array(t, v, k, c, groups, count);
+        params[c] = group_column_array(t, v, k, c, groups, count);
     int ret = SPI_execute_plan(insert.plan, params, nullptr, false, 0);
     if (ret != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "idsync insert failed: %s", SPI_result_code_string(ret));

@@ -3,14 +3,6 @@ SET client_min_messages = warning;
 CREATE SCHEMA insert_missing_errors;
 SET search_path = insert_missing_errors, public;
 
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-
 CREATE TABLE pkg (id bigserial PRIMARY KEY, name text UNIQUE, version int, note text, arr int[], blob json);
 CREATE UNIQUE INDEX ON pkg (name, version);
 CREATE VIEW pkg_view AS SELECT * FROM pkg;

@@ -3,14 +3,6 @@ SET client_min_messages = warning;
 CREATE SCHEMA insert_missing_privileges;
 SET search_path = insert_missing_privileges, public;
 
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-
 CREATE TABLE pkg (id bigserial PRIMARY KEY, name text UNIQUE, owner text DEFAULT current_user);
 CREATE ROLE idsync_reader;
 CREATE ROLE idsync_writer;

@@ -3,14 +3,6 @@ SET client_min_messages = warning;
 CREATE SCHEMA insert_missing_sets;
 SET search_path = insert_missing_sets, public;
 
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-
 CREATE TABLE license (id bigserial PRIMARY KEY, name text UNIQUE);
 -- Package 1 has MIT and GPL, package 2 has MIT twice, package 7 has BSD; set keys need not be
 -- ordered or dense, and ids come back sorted and distinct.

@@ -3,14 +3,6 @@ SET client_min_messages = warning;
 CREATE SCHEMA insert_missing_staged;
 SET search_path = insert_missing_staged, public;
 
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-
 CREATE TABLE drv (id bigserial PRIMARY KEY, path text NOT NULL, system text);
 CREATE UNIQUE INDEX ON drv (path, coalesce(system, ''));
 INSERT INTO drv (path, system) VALUES ('/existing', 'x86');
