@@ -12,15 +12,12 @@ namespace idsync {
 
 Datum guard(FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo))
 {
-    ErrorData *pg_error = nullptr;
     bool out_of_memory = false;
     // A fixed buffer: copying the message must not allocate while an exception is in flight.
     char message[512] = "";
 
     try {
         return body(fcinfo);
-    } catch (const PgError &e) {
-        pg_error = e.data;
     } catch (const std::bad_alloc &) {
         out_of_memory = true;
     } catch (const std::exception &e) {
@@ -30,8 +27,6 @@ Datum guard(FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo))
     }
 
     // The exception objects are gone; from here on a longjmp crosses no C++ scope.
-    if (pg_error != nullptr)
-        ReThrowError(pg_error);
     if (out_of_memory)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in idsync")));
     ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("idsync internal error: %s", message)));

@@ -6,46 +6,21 @@
 //
 // 1. No C++ exception unwinds into PostgreSQL. IDSYNC_FUNCTION runs the body inside guard(),
 //    which catches everything, lets the C++ scopes close, and only then raises a PostgreSQL
-//    error. A PgError (below) carries PostgreSQL's own ErrorData, so SQLSTATE, detail and hint
-//    survive.
+//    error (SQLSTATE 53200 for std::bad_alloc, XX000 otherwise).
 //
-// 2. No ereport/elog longjmp crosses a C++ frame that owns resources. Code that runs
-//    PostgreSQL functions keeps its working memory in memory contexts and holds only trivially
-//    destructible objects on the stack, so a longjmp through it skips no destructor (the
-//    condition the C++ standard sets for longjmp). C++ code that does own resources
-//    (std::vector, std::string, ...) calls PostgreSQL only through pg_call(), which turns a
-//    PostgreSQL error into a PgError that unwinds normally.
+// 2. No ereport/elog longjmp crosses a C++ frame that owns resources. Code that calls
+//    PostgreSQL keeps its working memory in PostgreSQL memory contexts and only trivially
+//    destructible objects on the stack (no std::vector, std::string, unique_ptr), so a
+//    longjmp through it skips no destructor, which is the condition the C++ standard sets for
+//    longjmp. PostgreSQL's own errors therefore travel unchanged, SQLSTATE, detail and hint
+//    included. Code that needs owning C++ objects must not call PostgreSQL from those frames;
+//    if that ever becomes necessary, convert errors there with PG_TRY/CopyErrorData and carry
+//    the ErrorData to guard() to re-throw it.
 #pragma once
 
 #include "pg.hpp"
 
 namespace idsync {
-
-// A PostgreSQL error in flight through C++ frames. The ErrorData lives in the memory context
-// that was current when pg_call() started.
-struct PgError {
-    ErrorData *data;
-};
-
-// Runs f(), a call into PostgreSQL, from a C++ frame that owns resources.
-template <typename F> void pg_call(F &&f)
-{
-    MemoryContext volatile caller_context = CurrentMemoryContext;
-    ErrorData *volatile error = nullptr;
-    PG_TRY();
-    {
-        f();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(caller_context);
-        error = CopyErrorData();
-        FlushErrorState();
-    }
-    PG_END_TRY();
-    if (error != nullptr)
-        throw PgError{error};
-}
 
 // Runs body(fcinfo) and turns any C++ exception into a PostgreSQL error after the C++ scopes
 // have closed.

@@ -2,7 +2,9 @@
 //
 //   1. group_rows: sort the input rows in the unique index's order and merge equal rows.
 //   2. lock_unprotected_rows: lock the rows the index cannot keep unique (NULL keys).
-//   3. probe_groups: look every distinct row up in the index; most loads end here.
+//   3. probe_groups: look the distinct rows up in the index; most loads end here. A sample
+//      decides first: when most rows are new, only the rows the index cannot protect are
+//      looked up, and ON CONFLICT finds the existing ones.
 //   4. insert_groups: INSERT ... ON CONFLICT DO NOTHING the rows still missing, in index order.
 //   5. probe_groups again, with a fresh snapshot, for the rows ON CONFLICT skipped because a
 //      concurrent transaction had just inserted them. Repeat 4-5 if such a row was deleted in

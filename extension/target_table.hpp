@@ -30,7 +30,7 @@ struct TargetTable {
     bool row_security; // row-level security applies to the current user
 };
 
-// Opens `relid` for a call with the given column names (a text[] Datum) and checks
+// Opens `relid` for a call with the given column names (text[]) and checks
 // everything that does not depend on the values: table kind, columns, privileges, id column
 // and a usable unique index.
 TargetTable open_target(Oid relid, ArrayType *column_names);
