@@ -4,10 +4,6 @@
 #include <exception>
 #include <new>
 
-extern "C" {
-PG_MODULE_MAGIC;
-}
-
 namespace idsync {
 
 Datum guard(FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo))
