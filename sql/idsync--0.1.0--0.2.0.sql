@@ -167,7 +167,8 @@ BEGIN
     IF current_setting('idsync.applying', true) = 'on' THEN
         RETURN NULL;
     END IF;
-    RAISE EXCEPTION 'cannot % table %: it is replicated as %', lower(TG_OP),
+    RAISE EXCEPTION 'cannot % table %: it is replicated as %',
+        CASE TG_OP WHEN 'DELETE' THEN 'delete from' ELSE 'truncate' END,
         TG_RELID::regclass, TG_ARGV[0]
         USING ERRCODE = '55000',
               DETAIL = CASE TG_OP WHEN 'TRUNCATE' THEN 'A TRUNCATE would not replicate.'
@@ -699,12 +700,19 @@ END $$;
 -- The statement that merges staged rows: insert what is missing, and in lww tables overwrite a
 -- row whose (version, row hash) is smaller. `rows` is a FROM item aliased s that has the
 -- replicated columns. The result is (inserted, updated).
+--
+-- Rows that would change nothing are filtered out before the INSERT: PostgreSQL checks CHECK
+-- constraints before it looks for a conflict, so an incoming copy that this node's constraints
+-- refuse would otherwise be rejected although this node already holds the row (or a newer
+-- version). ON CONFLICT still settles races with concurrent writers.
 CREATE FUNCTION _merge_statement(reg tables, rows text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     cols name[] := idsync._replicated_columns(reg);
     col_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c);
     key_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(reg.key_columns) c);
+    key_match text := (SELECT string_agg(format('old.%I = s.%I', c, c), ' AND ')
+                       FROM unnest(reg.key_columns) c);
     -- The rows with exactly the target's column types, so that row hashes agree.
     typed text := (SELECT string_agg(format('s.%I::%s AS %I', a.attname,
                                             format_type(a.atttypid, a.atttypmod), a.attname), ', ')
@@ -712,10 +720,11 @@ DECLARE
     set_list text;
 BEGIN
     IF reg.mode = 'insert_only' THEN
-        RETURN format('WITH m AS (INSERT INTO %s (%s) SELECT %s FROM %s '
-                      'ON CONFLICT (%s) DO NOTHING RETURNING 1) '
+        RETURN format('WITH m AS (INSERT INTO %1$s (%2$s) SELECT %2$s FROM %3$s '
+                      '           WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %5$s) '
+                      '           ON CONFLICT (%4$s) DO NOTHING RETURNING 1) '
                       'SELECT count(*)::int, 0 FROM m',
-                      reg.relid, col_list, col_list, rows, key_list);
+                      reg.relid, col_list, rows, key_list, key_match);
     END IF;
     SELECT string_agg(format('%I = excluded.%I', c, c), ', ') INTO set_list
     FROM unnest(cols) c WHERE c <> ALL (reg.key_columns);
@@ -725,13 +734,15 @@ BEGIN
         'WITH typed AS (SELECT %6$s FROM %4$s), '
         'src AS (SELECT DISTINCT ON (%2$s) * FROM typed t '
         '        ORDER BY %2$s, t.%5$I DESC, idsync.row_hash(t, ''{}'') DESC), '
-        'm AS (INSERT INTO %1$s AS cur (%3$s) SELECT %3$s FROM src '
+        'm AS (INSERT INTO %1$s AS cur (%3$s) SELECT %3$s FROM src s '
+        '      WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %9$s AND '
+        '          (old.%5$I, idsync.row_hash(old, %8$L)) >= (s.%5$I, idsync.row_hash(s, ''{}''))) '
         '      ON CONFLICT (%2$s) DO UPDATE SET %7$s '
         '      WHERE (cur.%5$I, idsync.row_hash(cur, %8$L)) < (excluded.%5$I, idsync.row_hash(excluded, %8$L)) '
         '      RETURNING cur.xmax = ''0''::xid AS inserted) '
         'SELECT (count(*) FILTER (WHERE inserted))::int, (count(*) FILTER (WHERE NOT inserted))::int FROM m',
         reg.relid, key_list, col_list, rows, reg.version_column, typed,
-        set_list, reg.local_columns::text[]);
+        set_list, reg.local_columns::text[], key_match);
 END $$;
 
 -- Merges staged rows lo..hi (by idsync_ord). A row the target refuses for its data (class 22,
