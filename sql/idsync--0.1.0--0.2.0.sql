@@ -621,9 +621,11 @@ COMMENT ON FUNCTION merge_syncs(regclass, jsonb, boolean) IS
 -- Changes out
 ---------------------------------------------------------------------------------------------
 
+-- The plan must walk the point index and stop after max_rows: without statistics (right after
+-- a bulk load) the planner would read every row after the point and sort them.
 CREATE FUNCTION _items_since(target regclass, after bigint, max_rows integer)
 RETURNS TABLE (point bigint, item jsonb)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
     stable bigint;
