@@ -196,20 +196,24 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Forgets everything idsync keeps about a table (it was unregistered or dropped).
+CREATE FUNCTION _forget(table_oid oid) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    DELETE FROM idsync.tables WHERE relid = table_oid;
+    DELETE FROM idsync.table_deltas WHERE relid = table_oid;
+    DELETE FROM idsync.incoming_sync WHERE relid = table_oid;
+    DELETE FROM idsync.outgoing_sync WHERE relid = table_oid;
+    DELETE FROM idsync.rejects WHERE relid = table_oid;
+$$;
+
 -- Cleans up the registrations of dropped tables.
 CREATE FUNCTION _on_drop() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM idsync.tables t USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND t.relid = d.objid;
-    DELETE FROM idsync.table_deltas t USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND t.relid = d.objid;
-    DELETE FROM idsync.incoming_sync t USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND t.relid = d.objid;
-    DELETE FROM idsync.outgoing_sync t USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND t.relid = d.objid;
-    DELETE FROM idsync.rejects t USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND t.relid = d.objid;
+    PERFORM idsync._forget(d.objid)
+    FROM pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+      AND d.objid IN (SELECT relid FROM idsync.tables);
 END $$;
 CREATE EVENT TRIGGER idsync_on_drop ON sql_drop
 WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
@@ -459,11 +463,7 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, target);
     END LOOP;
     EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', target, reg.point_column);
-    DELETE FROM idsync.tables WHERE relid = target;
-    DELETE FROM idsync.table_deltas WHERE relid = target;
-    DELETE FROM idsync.incoming_sync WHERE relid = target;
-    DELETE FROM idsync.outgoing_sync WHERE relid = target;
-    DELETE FROM idsync.rejects WHERE relid = target;
+    PERFORM idsync._forget(target);
 END $$;
 COMMENT ON FUNCTION unreplicate(regclass) IS
 'stop replicating a table: drops its triggers, change points and replication state';
