@@ -798,6 +798,7 @@ DECLARE
     reg idsync.tables := idsync._registration(target);
     cols name[] := idsync._replicated_columns(reg);
     stage regclass;
+    fill text;
     bad jsonb;
     last_point bigint;
     entry record;
@@ -824,31 +825,24 @@ BEGIN
     received := jsonb_array_length(items);
     SELECT max((e ->> 'point')::bigint) INTO last_point FROM jsonb_array_elements(items) e;
 
-    -- Stage the rows with the target's column types. A value that does not convert, or a
-    -- column this node does not have, parks that row alone.
+    -- Stage the rows with the target's column types: all at once, or, when a value does not
+    -- convert, one by one (a one-item array, its ord shifted by $3) so that only the refused
+    -- rows are parked. Rows with a column this node does not have are parked below.
     stage := idsync._stage(reg);
+    fill := format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
+                   'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s '
+                   'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
+                   'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
+                   'WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
+                   stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
+                   (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c));
     rejected := 0;
     BEGIN
-        EXECUTE format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                       'SELECT x.ord, (x.e ->> ''point'')::bigint, %3$s '
-                       'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
-                       'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                       'WHERE NOT EXISTS (SELECT 1 FROM jsonb_object_keys(x.e -> ''item'') k '
-                       '                  WHERE k <> ALL ($2))',
-                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-                       (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c))
-        USING items, cols::text[];
+        EXECUTE fill USING items, cols::text[], 0::bigint;
     EXCEPTION WHEN data_exception THEN
-        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord)
-                     WHERE NOT EXISTS (SELECT 1 FROM jsonb_object_keys(x.e -> 'item') k
-                                       WHERE k <> ALL (cols)) LOOP
+        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
             BEGIN
-                EXECUTE format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                               'SELECT $2, ($1 ->> ''point'')::bigint, %3$s '
-                               'FROM jsonb_populate_record(NULL::%1$s, $1 -> ''item'') r',
-                               stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-                               (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c))
-                USING entry.e, entry.ord;
+                EXECUTE fill USING jsonb_build_array(entry.e), cols::text[], entry.ord - 1;
             EXCEPTION WHEN data_exception THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 INSERT INTO idsync.rejects (relid, source, point, item, sqlstate, message)
