@@ -21,9 +21,22 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: format test demo bench
+# idsyncd has its own Makefile (a C++ program, not a PGXS module); built and installed with
+# the extension.
+.PHONY: format test demo bench daemon install-daemon clean-daemon
+all: daemon
+install: install-daemon
+clean: clean-daemon
+daemon:
+	$(MAKE) -C daemon
+install-daemon:
+	$(MAKE) -C daemon install
+clean-daemon:
+	$(MAKE) -C daemon clean
+
 format:
 	clang-format -i extension/*.cpp extension/*.hpp
+	$(MAKE) -C daemon format
 
 # The README's commands; each installs its own Debian packages.
 test:

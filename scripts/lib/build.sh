@@ -1,4 +1,5 @@
-# Builds and installs the extension into the system PostgreSQL 15 (needs root or sudo).
+# Builds and installs the extension into the system PostgreSQL 15 and idsyncd into
+# /usr/local/bin (needs root or sudo).
 build_and_install() {
     local as_root=()
     [ "$(id -u)" -eq 0 ] || as_root=(sudo)

@@ -1,0 +1,48 @@
+// What idsyncd counts, per peer and table, and its rendering in Prometheus text format 0.0.4.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+// One (peer, table) pair. Counters only grow; the gauges hold the latest pass.
+struct PairStats {
+    uint64_t attempts = 0;
+    uint64_t successes = 0;
+    uint64_t failures = 0;
+    uint64_t no_change = 0;
+    uint64_t hashmatch = 0;
+    uint64_t bulk = 0;
+    uint64_t diff = 0;
+    uint64_t diff_capped = 0;
+    uint64_t rows_sent = 0;
+    uint64_t rejects = 0;    // rows the peer parked in idsync.rejects
+    double pass_seconds = 0; // gauge: duration of the latest pass of this pair
+    int64_t lag_points = -1; // gauge: local max point minus what the peer has; -1 unknown
+};
+
+struct PeerStats {
+    uint64_t connect_failures = 0;
+    bool up = false; // the latest connection attempt or call succeeded
+};
+
+class Metrics {
+public:
+    PairStats &pair(const std::string &peer, const std::string &table)
+    {
+        return pairs_[{peer, table}];
+    }
+    PeerStats &peer(const std::string &name) { return peers_[name]; }
+    void set_local_up(bool up) { local_up_ = up; }
+    bool local_up() const { return local_up_; }
+    // Drops a peer that left the configuration.
+    void forget_peer(const std::string &name);
+    // Prometheus text exposition format 0.0.4: HELP and TYPE lines, then one sample per pair.
+    std::string render() const;
+
+private:
+    std::map<std::pair<std::string, std::string>, PairStats> pairs_;
+    std::map<std::string, PeerStats> peers_;
+    bool local_up_ = false;
+};

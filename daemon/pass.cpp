@@ -1,0 +1,267 @@
+#include "pass.hpp"
+
+#include <algorithm>
+
+#include "log.hpp"
+#include "uv_util.hpp"
+
+// The SQL of a pass, in one place. (Named constants, not literals inside co_await: GCC 12
+// cannot keep string-literal temporaries in a coroutine frame.)
+namespace sql {
+
+constexpr const char *local_sync_info =
+    "SELECT node_id, max_point, row_count, content_hash, rejects "
+    "FROM idsync.sync_info($1::regclass)";
+constexpr const char *remote_sync_info =
+    "SELECT s.node_id, s.max_point, s.row_count, s.content_hash, s.rejects, "
+    "idsync.get_sync($1::regclass, $2::uuid) FROM idsync.sync_info($1::regclass) s";
+constexpr const char *outgoing_point = "SELECT idsync.get_sync($1::regclass, $2::uuid, false)";
+constexpr const char *raise_outgoing_point =
+    "SELECT idsync.merge_syncs($1::regclass, jsonb_build_array(jsonb_build_object("
+    "'remote_id', $2::uuid, 'sync_point', $3::bigint)), false)";
+constexpr const char *incoming_points =
+    "SELECT coalesce(jsonb_agg(jsonb_build_object('remote_id', remote_id, "
+    "'sync_point', sync_point)), '[]')::text FROM idsync.get_syncs($1::regclass)";
+constexpr const char *next_batch =
+    "SELECT count(*), coalesce(max(i.point), -1), "
+    "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text "
+    "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer) i";
+constexpr const char *merge_batch =
+    "SELECT received, rejected FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid)";
+constexpr const char *merge_points = "SELECT idsync.merge_syncs($1::regclass, $2::jsonb)";
+constexpr const char *stable_point = "SELECT idsync.stable_point()";
+constexpr const char *merge_staged =
+    "SELECT received, rejected FROM idsync.merge_staged($1::regclass, "
+    "'pg_temp.idsync_bulk'::regclass, $2::uuid, $3::bigint)";
+constexpr const char *registered_tables =
+    "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
+    "', '), depth FROM idsync.replicated_tables()";
+
+} // namespace sql
+
+namespace {
+
+struct Stopped {};
+
+int64_t to_int64(const std::string &text)
+{
+    return std::stoll(text);
+}
+
+// A peer with our node id is this very database (or a copy of it): replicating would be a loop.
+void refuse_self(const PassContext &context, const Preflight &preflight)
+{
+    if (preflight.remote.node_id == preflight.local.node_id)
+        throw PgError(context.peer + " has this node's id " + preflight.local.node_id +
+                          ": its dsn points at this database (or a copy; see reset_node_id)",
+                      "", false);
+}
+
+Task<Preflight> preflight(PassContext &context, const TableInfo &table)
+{
+    Preflight preflight;
+    PgResult local = co_await context.local.query(sql::local_sync_info, table.name);
+    preflight.local = {local.text(0, 0), local.int64(0, 1), local.int64(0, 2), local.text(0, 3),
+                       local.int64(0, 4)};
+    PgResult remote =
+        co_await context.remote.query(sql::remote_sync_info, table.name, preflight.local.node_id);
+    preflight.remote = {remote.text(0, 0), remote.int64(0, 1), remote.int64(0, 2),
+                        remote.text(0, 3), remote.int64(0, 4)};
+    preflight.remote_point = remote.int64(0, 5);
+    refuse_self(context, preflight);
+    PgResult outgoing =
+        co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
+    preflight.local_outgoing = outgoing.int64(0, 0);
+    co_return preflight;
+}
+
+// Our outgoing sync point for the peer, raised to `point`.
+Task<void> raise_outgoing(PassContext &context, const TableInfo &table, const std::string &peer_id,
+                          int64_t point)
+{
+    co_await context.local.query(sql::raise_outgoing_point, table.name, peer_id,
+                                 std::to_string(point));
+}
+
+// The points we have merged from other nodes, as merge_syncs takes them: passed on to the peer
+// once it has every row we have (transitive sync).
+Task<std::string> incoming_syncs(PassContext &context, const TableInfo &table)
+{
+    PgResult syncs = co_await context.local.query(sql::incoming_points, table.name);
+    co_return syncs.text(0, 0);
+}
+
+// Diff mode (Swift's _usync_db): batches of per_diff changes after the peer's point, at most
+// max_diffs of them, each merged with our node id as source so the peer's incoming point moves
+// with the rows in the same transaction.
+Task<void> send_diffs(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                      TableOutcome &outcome)
+{
+    const Config &config = context.config;
+    std::string syncs = co_await incoming_syncs(context, table);
+    int64_t point = diff_start(preflight);
+    int diffs = 0;
+    for (;;) {
+        if (context.stopping)
+            throw Stopped{};
+        PgResult batch = co_await context.local.query(
+            sql::next_batch, table.name, std::to_string(point), std::to_string(config.per_diff));
+        int64_t rows = batch.int64(0, 0);
+        if (rows == 0)
+            break;
+        if (diffs == config.max_diffs) {
+            outcome.capped = true;
+            break;
+        }
+        PgResult merged = co_await context.remote.query(sql::merge_batch, table.name,
+                                                        batch.text(0, 2), preflight.local.node_id);
+        diffs++;
+        outcome.rows_sent += rows;
+        outcome.rejects += merged.int64(0, 1);
+        point = batch.int64(0, 1);
+        if (rows < config.per_diff)
+            break;
+    }
+    outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
+    if (outcome.capped) {
+        log_info(strprintf("%s to %s has fallen more than %lld rows behind; moving on, the next "
+                           "pass goes on from point %lld",
+                           table.name.c_str(), context.peer.c_str(),
+                           static_cast<long long>(config.max_diffs) * config.per_diff,
+                           static_cast<long long>(point)));
+        co_return;
+    }
+    co_await context.remote.query(sql::merge_points, table.name, syncs);
+    co_await raise_outgoing(context, table, preflight.remote.node_id, point);
+    outcome.success = true;
+}
+
+// Bulk mode (Swift's rsync_then_merge): every row of the table, streamed from COPY TO STDOUT
+// here into COPY FROM STDIN of a staging table on the peer, merged there in the same
+// transaction that raises the peer's incoming point to the stable point read before the copy.
+Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                     TableOutcome &outcome)
+{
+    const Config &config = context.config;
+    std::string syncs = co_await incoming_syncs(context, table);
+    // Every change at or below the stable point is committed before the COPY's snapshot.
+    PgResult stable = co_await context.local.query(sql::stable_point);
+    int64_t point = stable.int64(0, 0);
+
+    co_await context.remote.query("BEGIN");
+    co_await context.remote.query("CREATE TEMP TABLE idsync_bulk ON COMMIT DROP AS SELECT " +
+                                  table.columns + " FROM " + table.name + " WITH NO DATA");
+    co_await context.remote.copy_in_begin("COPY pg_temp.idsync_bulk (" + table.columns +
+                                          ") FROM STDIN");
+    co_await context.local.copy_out_begin("COPY (SELECT " + table.columns + " FROM " + table.name +
+                                          ") TO STDOUT");
+    uint64_t rows = 0;
+    uint64_t bytes = 0;
+    double started = monotonic_seconds();
+    double next_progress = started + config.progress_interval;
+    std::string chunk;
+    for (;;) {
+        chunk.clear();
+        bool more = co_await context.local.copy_out_read(chunk);
+        if (!chunk.empty()) {
+            co_await context.remote.copy_in_send(chunk);
+            rows += std::count(chunk.begin(), chunk.end(), '\n'); // one line per row in text COPY
+            bytes += chunk.size();
+        }
+        if (context.stopping)
+            throw Stopped{};
+        if (monotonic_seconds() >= next_progress) {
+            double elapsed = monotonic_seconds() - started;
+            log_info(strprintf("bulk copy of %s to %s: %llu rows, %.1f MB in %.1f s so far",
+                               table.name.c_str(), context.peer.c_str(),
+                               static_cast<unsigned long long>(rows), bytes / 1e6, elapsed));
+            next_progress += config.progress_interval;
+        }
+        if (!more)
+            break;
+    }
+    co_await context.remote.copy_in_end();
+    // The merge of a big copy takes a while: node_timeout per 10,000 rows staged.
+    double merge_timeout = config.node_timeout * std::max(1.0, rows / 10000.0);
+    PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
+    PgResult merged = co_await context.remote.query_params(sql::merge_staged,
+                                                           std::move(merge_params), merge_timeout);
+    co_await context.remote.query(sql::merge_points, table.name, syncs);
+    co_await context.remote.query("COMMIT");
+    co_await raise_outgoing(context, table, preflight.remote.node_id, point);
+    outcome.rows_sent += rows;
+    outcome.rejects += merged.int64(0, 1);
+    outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
+    outcome.success = true;
+    log_debug(strprintf("bulk copy of %s to %s: %llu rows in %.2f s", table.name.c_str(),
+                        context.peer.c_str(), static_cast<unsigned long long>(rows),
+                        monotonic_seconds() - started));
+}
+
+Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &outcome)
+{
+    Preflight state = co_await preflight(context, table);
+    outcome.mode = choose_mode(state, {context.config.per_diff, context.config.bulk_ratio});
+    outcome.lag = std::max<int64_t>(0, state.local.max_point - diff_start(state));
+    log_debug(strprintf("%s to %s: %s (local max %lld, peer has %lld, peer max %lld)",
+                        table.name.c_str(), context.peer.c_str(), mode_name(outcome.mode),
+                        static_cast<long long>(state.local.max_point),
+                        static_cast<long long>(diff_start(state)),
+                        static_cast<long long>(state.remote.max_point)));
+    switch (outcome.mode) {
+    case Mode::no_change:
+        outcome.lag = 0;
+        outcome.success = true;
+        break;
+    case Mode::hashmatch:
+        // Swift records the peer's own point; the content is equal, so nothing is owed now.
+        if (state.remote_point >= 0)
+            co_await raise_outgoing(context, table, state.remote.node_id, state.remote_point);
+        outcome.lag = 0;
+        outcome.success = true;
+        break;
+    case Mode::bulk:
+        co_await send_bulk(context, table, state, outcome);
+        break;
+    case Mode::diff:
+        co_await send_diffs(context, table, state, outcome);
+        break;
+    }
+}
+
+} // namespace
+
+Task<std::vector<TableInfo>> list_tables(PgConnection &local)
+{
+    PgResult result = co_await local.query(sql::registered_tables);
+    std::vector<TableInfo> tables;
+    for (int row = 0; row < result.rows(); row++)
+        tables.push_back({result.text(row, 0), result.text(row, 1),
+                          static_cast<int>(to_int64(result.text(row, 2)))});
+    co_return tables;
+}
+
+Task<TableOutcome> replicate_table(PassContext &context, const TableInfo &table)
+{
+    TableOutcome outcome;
+    try {
+        co_await run_pass(context, table, outcome);
+    } catch (const PgError &error) {
+        outcome.success = false;
+        outcome.error = error.what();
+        outcome.connection_lost = error.connection_lost;
+    } catch (const Stopped &) {
+        outcome.success = false;
+        outcome.stopped = true;
+        outcome.error = "stopped; the batch in flight was rolled back";
+    } catch (const std::exception &error) {
+        outcome.success = false;
+        outcome.error = error.what();
+    }
+    // Whatever was left open (a transaction, a COPY) is rolled back by closing the connection.
+    if (context.local.connected() && !context.local.idle())
+        context.local.close();
+    if (context.remote.connected() && !context.remote.idle())
+        context.remote.close();
+    co_return outcome;
+}

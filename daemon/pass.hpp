@@ -1,0 +1,48 @@
+// One pass of one table to one peer: Swift's db_replicator _repl_to_node, adapted to idsync's
+// SQL functions. The steps, in order: preflight (sync_info on both sides, the peer's incoming
+// point for us, our outgoing point for the peer), choose the mode, then no_change, hashmatch,
+// bulk (COPY into a staging table on the peer, merge_staged) or diff (items_since batches into
+// merge_items, then merge_syncs on both sides).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "mode.hpp"
+#include "pg_connection.hpp"
+#include "task.hpp"
+
+// A registered table as the local catalog lists it (idsync.replicated_tables()).
+struct TableInfo {
+    std::string name;    // schema-qualified and quoted, the same on every node
+    std::string columns; // the replicated columns, quoted, comma-separated
+    int depth = 0;       // 0, or 1 + the depth of the deepest registered parent
+};
+
+struct PassContext {
+    PgConnection &local;
+    PgConnection &remote;
+    const Config &config;
+    std::string peer;     // the peer's name, for logs
+    const bool &stopping; // set on SIGTERM: stop between batches, roll back a bulk copy
+};
+
+struct TableOutcome {
+    Mode mode = Mode::no_change;
+    bool success = false;
+    bool capped = false;          // diff_capped: rows left for the next pass
+    bool connection_lost = false; // the pass to this peer cannot go on
+    bool stopped = false;         // interrupted by shutdown
+    uint64_t rows_sent = 0;
+    uint64_t rejects = 0;
+    int64_t lag = -1; // local max point minus the point the peer has reached; -1 unknown
+    std::string error;
+};
+
+// The local registered tables, parents first.
+Task<std::vector<TableInfo>> list_tables(PgConnection &local);
+// Never throws: failures are in the outcome. Connections left inside a transaction or a COPY
+// are closed, so the servers roll back.
+Task<TableOutcome> replicate_table(PassContext &context, const TableInfo &table);

@@ -1,0 +1,58 @@
+#include "pass_summary.hpp"
+
+#include "log.hpp"
+
+void PassSummary::add(const TableOutcome &outcome)
+{
+    tables++;
+    if (outcome.success)
+        successes++;
+    else if (!outcome.capped)
+        failures++;
+    if (outcome.error.empty() || outcome.capped) {
+        switch (outcome.mode) {
+        case Mode::no_change:
+            no_change++;
+            break;
+        case Mode::hashmatch:
+            hashmatch++;
+            break;
+        case Mode::bulk:
+            bulk++;
+            break;
+        case Mode::diff:
+            diff++;
+            break;
+        }
+    }
+    if (outcome.capped)
+        diff_capped++;
+    rows_sent += outcome.rows_sent;
+    rejects += outcome.rejects;
+}
+
+void PassSummary::add(const PassSummary &other)
+{
+    tables += other.tables;
+    successes += other.successes;
+    failures += other.failures;
+    no_change += other.no_change;
+    hashmatch += other.hashmatch;
+    bulk += other.bulk;
+    diff += other.diff;
+    diff_capped += other.diff_capped;
+    rows_sent += other.rows_sent;
+    rejects += other.rejects;
+    unreachable = unreachable || other.unreachable;
+}
+
+std::string PassSummary::line(const std::string &to) const
+{
+    return strprintf("replicated %d table%s to %s in %.2f s: %d successes, %d failures, "
+                     "no_change %d, hashmatch %d, bulk %d, diff %d, diff_capped %d, "
+                     "%llu rows sent, %llu rejects",
+                     tables, tables == 1 ? "" : "s", to.c_str(), seconds, successes, failures,
+                     no_change, hashmatch, bulk, diff, diff_capped,
+                     static_cast<unsigned long long>(rows_sent),
+                     static_cast<unsigned long long>(rejects));
+}

@@ -1,0 +1,398 @@
+#include "replicator.hpp"
+
+#include <algorithm>
+#include <csignal>
+
+#include "backoff.hpp"
+#include "log.hpp"
+
+// ---------------------------------------------------------------------------------------------
+// Peer
+// ---------------------------------------------------------------------------------------------
+
+Peer::Peer(Replicator &owner, const PeerConfig &config, const std::string &local_dsn)
+    : owner_(owner), config_(config), local_dsn_(local_dsn), sleeper_(owner.loop())
+{
+}
+
+void Peer::start(bool once, double first_delay)
+{
+    spawn(run(once, first_delay), [this](std::exception_ptr error) {
+        if (error) {
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception &e) {
+                log_error(strprintf("%s: %s", config_.name.c_str(), e.what()));
+            }
+        }
+        finished_ = true;
+        owner_.peer_finished();
+    });
+}
+
+void Peer::stop()
+{
+    stopping_ = true;
+    sleeper_.wake();
+}
+
+void Peer::abort()
+{
+    stop();
+    if (local_)
+        local_->close();
+    if (remote_)
+        remote_->close();
+}
+
+void Peer::update(const PeerConfig &config, const std::string &local_dsn)
+{
+    config_.dsn = config.dsn;
+    config_.line = config.line;
+    local_dsn_ = local_dsn;
+}
+
+void Peer::count(const std::string &table, const TableOutcome &outcome, double seconds)
+{
+    PairStats &stats = owner_.metrics().pair(config_.name, table);
+    stats.attempts++;
+    if (outcome.success)
+        stats.successes++;
+    else if (!outcome.capped)
+        stats.failures++;
+    if (outcome.error.empty() || outcome.capped) {
+        switch (outcome.mode) {
+        case Mode::no_change:
+            stats.no_change++;
+            break;
+        case Mode::hashmatch:
+            stats.hashmatch++;
+            break;
+        case Mode::bulk:
+            stats.bulk++;
+            break;
+        case Mode::diff:
+            stats.diff++;
+            break;
+        }
+    }
+    if (outcome.capped)
+        stats.diff_capped++;
+    stats.rows_sent += outcome.rows_sent;
+    stats.rejects += outcome.rejects;
+    stats.pass_seconds = seconds;
+    if (outcome.lag >= 0)
+        stats.lag_points = outcome.lag;
+}
+
+Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
+{
+    PassSummary summary;
+    double started = monotonic_seconds();
+    // Connections follow the configuration: a changed DSN means a new connection.
+    if (!local_ || local_->dsn() != local_dsn_)
+        local_ = std::make_unique<PgConnection>(owner_.loop(), "local database", local_dsn_,
+                                                config->conn_timeout, config->node_timeout);
+    if (!remote_ || remote_->dsn() != config_.dsn)
+        remote_ = std::make_unique<PgConnection>(owner_.loop(), "peer " + config_.name, config_.dsn,
+                                                 config->conn_timeout, config->node_timeout);
+    local_->set_timeouts(config->conn_timeout, config->node_timeout);
+    remote_->set_timeouts(config->conn_timeout, config->node_timeout);
+
+    std::vector<TableInfo> tables;
+    try {
+        co_await local_->connect();
+        tables = co_await list_tables(*local_);
+        owner_.metrics().set_local_up(true);
+    } catch (const PgError &error) {
+        owner_.metrics().set_local_up(!error.connection_lost);
+        log_error(error.what());
+        summary.unreachable = true;
+        summary.seconds = monotonic_seconds() - started;
+        co_return summary;
+    }
+    PeerStats &peer_stats = owner_.metrics().peer(config_.name);
+    try {
+        co_await remote_->connect();
+        peer_stats.up = true;
+    } catch (const PgError &error) {
+        peer_stats.up = false;
+        peer_stats.connect_failures++;
+        log_error(error.what());
+        TableOutcome failed;
+        failed.error = error.what();
+        for (const TableInfo &table : tables) {
+            count(table.name, failed, 0);
+            summary.add(failed);
+        }
+        summary.unreachable = true;
+        summary.seconds = monotonic_seconds() - started;
+        co_return summary;
+    }
+
+    PassContext context{*local_, *remote_, *config, config_.name, stopping_};
+    for (const TableInfo &table : tables) {
+        if (stopping_)
+            break;
+        double table_started = monotonic_seconds();
+        TableOutcome outcome = co_await replicate_table(context, table);
+        count(table.name, outcome, monotonic_seconds() - table_started);
+        summary.add(outcome);
+        if (outcome.stopped)
+            log_info(strprintf("%s to %s: %s", table.name.c_str(), config_.name.c_str(),
+                               outcome.error.c_str()));
+        else if (!outcome.error.empty())
+            log_error(strprintf("%s to %s failed: %s", table.name.c_str(), config_.name.c_str(),
+                                outcome.error.c_str()));
+        if (outcome.connection_lost) {
+            peer_stats.up = remote_->connected();
+            summary.unreachable = true;
+            break;
+        }
+    }
+    summary.seconds = monotonic_seconds() - started;
+    co_return summary;
+}
+
+Task<void> Peer::run(bool once, double first_delay)
+{
+    // Spread the first passes of many daemons and peers over the interval (Swift does too).
+    if (first_delay > 0)
+        co_await sleeper_.sleep(first_delay);
+    while (!stopping_) {
+        co_await owner_.slots().acquire();
+        std::shared_ptr<const Config> config = owner_.config();
+        PassSummary summary;
+        if (!stopping_)
+            summary = co_await pass(config);
+        owner_.slots().release();
+        last_pass_ = summary;
+        if (summary.tables > 0 || summary.unreachable)
+            log_info(summary.line(config_.name));
+        if (once || stopping_)
+            break;
+        double delay;
+        if (summary.unreachable) {
+            failures_++;
+            delay = backoff_delay(failures_, config->backoff_base, config->backoff_max,
+                                  owner_.random01());
+            log_info(strprintf("%s: unreachable %d time%s in a row; next attempt in %.1f s",
+                               config_.name.c_str(), failures_, failures_ == 1 ? "" : "s", delay));
+        } else {
+            failures_ = 0;
+            // Sleep only the part of the interval the pass did not use.
+            delay = std::max(0.0, config->interval - summary.seconds);
+        }
+        co_await sleeper_.sleep(delay);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicator
+// ---------------------------------------------------------------------------------------------
+
+Replicator::Replicator(uv_loop_t *loop, const Config &config, bool once)
+    : loop_(loop), config_(std::make_shared<const Config>(config)), once_(once),
+      slots_(config.concurrency), random_(std::random_device{}()), deadline_(loop), finisher_(loop)
+{
+}
+
+Replicator::~Replicator() = default;
+
+double Replicator::random01()
+{
+    return std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+}
+
+int Replicator::run()
+{
+    started_ = monotonic_seconds();
+    const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        signals_[i] = new uv_signal_t;
+        uv_signal_init(loop_, signals_[i]);
+        signals_[i]->data = this;
+        uv_signal_start(signals_[i], on_signal, signums[i]);
+    }
+    if (!once_)
+        listen_metrics();
+    log_info(strprintf("starting: %zu peer%s, interval %g s, per_diff %d, max_diffs %d%s",
+                       config_->peers.size(), config_->peers.size() == 1 ? "" : "s",
+                       config_->interval, config_->per_diff, config_->max_diffs,
+                       once_ ? ", one pass (--once)" : ""));
+    for (const PeerConfig &peer_config : config_->peers) {
+        auto peer = std::make_unique<Peer>(*this, peer_config, config_->local_dsn);
+        Peer *started = peer.get();
+        peers_[peer_config.name] = std::move(peer);
+        started->start(once_, once_ ? 0 : random01() * config_->interval);
+    }
+    if (peers_.empty())
+        log_warning("no peers configured; waiting for a reload (SIGHUP) to add some");
+    if (once_ && peers_.empty())
+        finish();
+    uv_run(loop_, UV_RUN_DEFAULT);
+
+    if (!once_)
+        return 0;
+    total_.seconds = monotonic_seconds() - started_;
+    std::string to = strprintf("%zu peer%s", peers_.size(), peers_.size() == 1 ? "" : "s");
+    log_info(total_.line(to));
+    return total_.complete() ? 0 : 1;
+}
+
+void Replicator::on_signal(uv_signal_t *handle, int signum)
+{
+    auto *self = static_cast<Replicator *>(handle->data);
+    if (signum == SIGHUP)
+        self->reload();
+    else
+        self->stop(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void Replicator::stop(const char *why)
+{
+    if (stopping_) {
+        // A second signal: do not wait for the batch in flight.
+        log_warning(
+            strprintf("%s again: closing connections now (in-flight work rolls back)", why));
+        for (auto &[name, peer] : peers_)
+            peer->abort();
+        for (auto &peer : retired_)
+            peer->abort();
+        return;
+    }
+    stopping_ = true;
+    double limit = config_->node_timeout + 5;
+    log_info(strprintf("%s: stopping after the batches in flight (at most %g s)", why, limit));
+    for (auto &[name, peer] : peers_)
+        peer->stop();
+    for (auto &peer : retired_)
+        peer->stop();
+    deadline_.start(limit, [this] {
+        log_warning("shutdown deadline reached: closing connections (in-flight work rolls back)");
+        for (auto &[name, peer] : peers_)
+            peer->abort();
+        for (auto &peer : retired_)
+            peer->abort();
+    });
+    peer_finished();
+}
+
+void Replicator::reload()
+{
+    Config fresh;
+    std::vector<ConfigError> errors;
+    if (!load_config(config_->path, fresh, errors)) {
+        for (const ConfigError &error : errors)
+            log_error(error.str());
+        log_error("SIGHUP: configuration not reloaded; the running one stays in effect");
+        return;
+    }
+    if (stopping_)
+        return;
+    std::string added;
+    std::string removed;
+    for (auto it = peers_.begin(); it != peers_.end();) {
+        bool kept = std::any_of(fresh.peers.begin(), fresh.peers.end(),
+                                [&](const PeerConfig &p) { return p.name == it->first; });
+        if (kept) {
+            ++it;
+            continue;
+        }
+        removed += (removed.empty() ? "" : ", ") + it->first;
+        it->second->stop();
+        metrics_.forget_peer(it->first);
+        retired_.push_back(std::move(it->second));
+        it = peers_.erase(it);
+    }
+    config_ = std::make_shared<const Config>(fresh);
+    slots_.resize(fresh.concurrency);
+    for (const PeerConfig &peer_config : fresh.peers) {
+        auto found = peers_.find(peer_config.name);
+        if (found != peers_.end()) {
+            found->second->update(peer_config, fresh.local_dsn);
+            continue;
+        }
+        added += (added.empty() ? "" : ", ") + peer_config.name;
+        auto peer = std::make_unique<Peer>(*this, peer_config, fresh.local_dsn);
+        Peer *started = peer.get();
+        peers_[peer_config.name] = std::move(peer);
+        started->start(false, 0);
+    }
+    listen_metrics();
+    log_info(strprintf("SIGHUP: configuration reloaded: %zu peer%s%s%s%s%s", peers_.size(),
+                       peers_.size() == 1 ? "" : "s", added.empty() ? "" : "; added ",
+                       added.c_str(), removed.empty() ? "" : "; removed ", removed.c_str()));
+}
+
+void Replicator::listen_metrics()
+{
+    const ListenAddress &wanted = config_->metrics_listen;
+    if (http_ && wanted.enabled == listening_.enabled && wanted.host == listening_.host &&
+        wanted.port == listening_.port)
+        return;
+    if (http_) {
+        http_->close();
+        http_.reset();
+    }
+    listening_ = wanted;
+    if (!wanted.enabled)
+        return;
+    http_ = std::make_unique<HttpServer>(loop_, [this](const HttpRequest &request) {
+        return route_request(request, metrics_.render(), unhealthy());
+    });
+    std::string error = http_->listen(wanted);
+    if (!error.empty()) {
+        log_error("metrics endpoint: " + error);
+        http_.reset();
+        listening_ = ListenAddress{};
+        listening_.enabled = false;
+        return;
+    }
+    log_info(strprintf("metrics on http://%s:%d/metrics", wanted.host.c_str(), wanted.port));
+}
+
+std::string Replicator::unhealthy() const
+{
+    if (stopping_)
+        return "stopping";
+    if (!metrics_.local_up() && monotonic_seconds() - started_ > config_->interval + 1)
+        return "local database unreachable";
+    return "";
+}
+
+void Replicator::peer_finished()
+{
+    // Runs in a peer's completion callback: decide outside of it.
+    finisher_.start(0, [this] {
+        for (auto it = retired_.begin(); it != retired_.end();)
+            it = (*it)->finished() ? retired_.erase(it) : std::next(it);
+        bool all_done = std::all_of(peers_.begin(), peers_.end(),
+                                    [](const auto &entry) { return entry.second->finished(); });
+        if (all_done && retired_.empty() && (stopping_ || once_))
+            finish();
+    });
+}
+
+void Replicator::finish()
+{
+    if (once_)
+        for (auto &[name, peer] : peers_)
+            total_.add(peer->last_pass());
+    peers_.clear();
+    retired_.clear();
+    deadline_.stop();
+    if (http_) {
+        http_->close();
+        http_.reset();
+    }
+    for (uv_signal_t *&signal : signals_) {
+        if (!signal)
+            continue;
+        uv_close(reinterpret_cast<uv_handle_t *>(signal),
+                 [](uv_handle_t *handle) { delete reinterpret_cast<uv_signal_t *>(handle); });
+        signal = nullptr;
+    }
+    if (!once_)
+        log_info("stopped");
+}

@@ -1,0 +1,94 @@
+// The daemon: one Peer per configured peer, each on its own schedule (a pass every interval,
+// backing off when unreachable, so a dead peer never delays the others), at most `concurrency`
+// passes at once; signals (SIGTERM/SIGINT stop, SIGHUP reloads) and the metrics endpoint.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+#include <uv.h>
+
+#include "config.hpp"
+#include "http.hpp"
+#include "metrics.hpp"
+#include "pass_summary.hpp"
+#include "pg_connection.hpp"
+#include "task.hpp"
+#include "uv_util.hpp"
+
+class Replicator;
+
+class Peer {
+public:
+    Peer(Replicator &owner, const PeerConfig &config, const std::string &local_dsn);
+    const std::string &name() const { return config_.name; }
+    // Starts the peer's loop: one pass with --once, else passes forever after a random delay.
+    void start(bool once, double first_delay);
+    // Finishes the table in flight (a bulk copy is rolled back), then ends.
+    void stop();
+    // Closes both connections now: the servers roll back whatever was in flight.
+    void abort();
+    // A reloaded configuration; new DSNs take effect at the start of the next pass.
+    void update(const PeerConfig &config, const std::string &local_dsn);
+    bool finished() const { return finished_; }
+    const PassSummary &last_pass() const { return last_pass_; }
+
+private:
+    Task<void> run(bool once, double first_delay);
+    Task<PassSummary> pass(std::shared_ptr<const Config> config);
+    void count(const std::string &table, const TableOutcome &outcome, double seconds);
+
+    Replicator &owner_;
+    PeerConfig config_;
+    std::string local_dsn_;
+    std::unique_ptr<PgConnection> local_;
+    std::unique_ptr<PgConnection> remote_;
+    Sleeper sleeper_;
+    bool stopping_ = false;
+    bool finished_ = false;
+    int failures_ = 0; // consecutive passes that could not reach the peer
+    PassSummary last_pass_;
+};
+
+class Replicator {
+public:
+    Replicator(uv_loop_t *loop, const Config &config, bool once);
+    ~Replicator();
+    // Runs until stopped (or, with --once, until every peer had its pass); the exit status.
+    int run();
+
+    // For the peers.
+    uv_loop_t *loop() const { return loop_; }
+    std::shared_ptr<const Config> config() const { return config_; }
+    Metrics &metrics() { return metrics_; }
+    Semaphore &slots() { return slots_; }
+    double random01();
+    void peer_finished();
+
+private:
+    static void on_signal(uv_signal_t *handle, int signum);
+    void stop(const char *why);
+    void reload();
+    void listen_metrics();
+    void finish();
+    std::string unhealthy() const;
+
+    uv_loop_t *loop_;
+    std::shared_ptr<const Config> config_;
+    bool once_;
+    bool stopping_ = false;
+    Metrics metrics_;
+    Semaphore slots_;
+    std::mt19937_64 random_;
+    std::map<std::string, std::unique_ptr<Peer>> peers_;
+    std::vector<std::unique_ptr<Peer>> retired_; // removed by a reload, finishing their pass
+    std::unique_ptr<HttpServer> http_;
+    ListenAddress listening_;
+    uv_signal_t *signals_[3] = {};
+    Timer deadline_;    // bounds the shutdown
+    Timer finisher_;    // runs finish() outside of a peer's own callbacks
+    PassSummary total_; // --once: every peer's pass
+    double started_ = 0;
+};

@@ -1,0 +1,10 @@
+// Check suites of idsyncd's pure logic; each lives in the file named after it.
+#pragma once
+
+#include <check.h>
+
+Suite *config_suite();
+Suite *mode_suite();
+Suite *backoff_suite();
+Suite *metrics_suite();
+Suite *http_suite();
