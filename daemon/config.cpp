@@ -35,6 +35,8 @@ void error(Parse &parse, int line, const std::string &message)
     parse.errors->push_back({parse.name, line, message});
 }
 
+void enter_section(Parse &parse, const std::string &section);
+
 char *read_line(char *buffer, int size, void *stream)
 {
     auto &parse = *static_cast<Parse *>(stream);
@@ -48,6 +50,15 @@ char *read_line(char *buffer, int size, void *stream)
     buffer[take] = '\0';
     if (!parse.mid_line)
         parse.line++;
+    // Sections are noticed here, since inih calls no handler for a section without keys.
+    if (!parse.mid_line) {
+        size_t start = text.find_first_not_of(" \t", parse.offset);
+        if (start < line_end && text[start] == '[') {
+            size_t close = text.find(']', start);
+            if (close != std::string::npos && close < line_end)
+                enter_section(parse, text.substr(start + 1, close - start - 1));
+        }
+    }
     bool whole = parse.offset + take == line_end;
     if (!whole && !parse.mid_line)
         error(parse, parse.line,

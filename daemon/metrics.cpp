@@ -1,14 +1,18 @@
 #include "metrics.hpp"
 
-#include <cstdio>
-#include <sstream>
+#include <charconv>
+#include <cmath>
+#include <optional>
 
 namespace {
+
+using Pairs = std::map<std::pair<std::string, std::string>, PairStats>;
 
 // Label values escape backslash, double quote and newline (exposition format 0.0.4).
 std::string escape_label(const std::string &value)
 {
     std::string out;
+    out.reserve(value.size());
     for (char c : value) {
         if (c == '\\')
             out += "\\\\";
@@ -22,91 +26,129 @@ std::string escape_label(const std::string &value)
     return out;
 }
 
-std::string number(double value)
+// Shortest text that reads back as the same double, independent of the locale; Prometheus spells
+// the special values +Inf, -Inf and NaN.
+std::string format_double(double value)
 {
+    if (std::isnan(value))
+        return "NaN";
+    if (std::isinf(value))
+        return value > 0 ? "+Inf" : "-Inf";
     char text[32];
-    snprintf(text, sizeof text, "%.6g", value);
-    return text;
+    auto result = std::to_chars(text, text + sizeof text, value);
+    return std::string(text, result.ptr);
 }
 
-struct PairMetric {
-    const char *name;
-    const char *type;
-    const char *help;
-    // The sample of one pair, or false to leave it out.
-    bool (*value)(const PairStats &, std::string &);
-};
-
-#define COUNTER(field, help_text)                                                                  \
-    {                                                                                              \
-        "idsyncd_" #field "_total", "counter", help_text,                                          \
-            [](const PairStats &s, std::string &out) {                                             \
-                out = std::to_string(s.field);                                                     \
-                return true;                                                                       \
-            }                                                                                      \
-    }
-
-const PairMetric pair_metrics[] = {
-    COUNTER(attempts, "Table passes attempted."),
-    COUNTER(successes, "Table passes that brought the peer up to date."),
-    COUNTER(failures, "Table passes that failed."),
-    COUNTER(no_change, "Passes that found the peer already had every change."),
-    COUNTER(hashmatch, "Passes that found equal content hashes."),
-    COUNTER(bulk, "Passes that copied the whole table (COPY into a staging table)."),
-    COUNTER(diff, "Passes that sent batches of changes."),
-    COUNTER(diff_capped, "Diff passes stopped at max_diffs batches with rows left."),
-    COUNTER(rows_sent, "Rows sent to the peer."),
-    COUNTER(rejects, "Rows the peer parked in idsync.rejects."),
-    {"idsyncd_pass_duration_seconds", "gauge", "Duration of the latest pass.",
-     [](const PairStats &s, std::string &out) {
-         out = number(s.pass_seconds);
-         return true;
-     }},
-    {"idsyncd_lag_points", "gauge",
-     "Local max change point minus the point the peer has reached, at the latest pass.",
-     [](const PairStats &s, std::string &out) {
-         out = std::to_string(s.lag_points);
-         return s.lag_points >= 0;
-     }},
-};
-
-#undef COUNTER
-
-void header(std::ostringstream &out, const char *name, const char *type, const char *help)
+void header(std::string &out, const char *name, const char *type, const char *help)
 {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+    out += std::string("# HELP ") + name + " " + help + "\n";
+    out += std::string("# TYPE ") + name + " " + type + "\n";
+}
+
+void sample(std::string &out, const char *name, const std::string &labels, const std::string &value)
+{
+    out += std::string(name) + labels + " " + value + "\n";
+}
+
+std::string peer_labels(const std::string &peer)
+{
+    return "{peer=\"" + escape_label(peer) + "\"}";
+}
+
+std::string pair_labels(const std::pair<std::string, std::string> &key)
+{
+    return "{peer=\"" + escape_label(key.first) + "\",table=\"" + escape_label(key.second) + "\"}";
+}
+
+struct PairCounter {
+    const char *name;
+    const char *help;
+    uint64_t PairStats::*field;
+};
+
+const PairCounter pair_counters[] = {
+    {"idsyncd_attempts_total", "Table passes attempted.", &PairStats::attempts},
+    {"idsyncd_successes_total", "Table passes that brought the peer up to date.",
+     &PairStats::successes},
+    {"idsyncd_failures_total", "Table passes that failed.", &PairStats::failures},
+    {"idsyncd_no_change_total", "Passes that found the peer already had every change.",
+     &PairStats::no_change},
+    {"idsyncd_hashmatch_total", "Passes that found equal content hashes.", &PairStats::hashmatch},
+    {"idsyncd_bulk_total", "Passes that copied the whole table (COPY into a staging table).",
+     &PairStats::bulk},
+    {"idsyncd_diff_total", "Passes that sent batches of changes.", &PairStats::diff},
+    {"idsyncd_diff_capped_total", "Diff passes stopped at max_diffs batches with rows left.",
+     &PairStats::diff_capped},
+    {"idsyncd_rows_sent_total", "Rows sent to the peer.", &PairStats::rows_sent},
+    {"idsyncd_rejects_total", "Rows the peer parked in idsync.rejects.", &PairStats::rejects},
+};
+
+// One metric family over every (peer, table) pair; `value` returns nothing to leave a pair out.
+template <typename Value>
+void pair_family(std::string &out, const Pairs &pairs, const char *name, const char *type,
+                 const char *help, Value value)
+{
+    header(out, name, type, help);
+    for (const auto &[key, stats] : pairs) {
+        std::optional<std::string> text = value(stats);
+        if (text)
+            sample(out, name, pair_labels(key), *text);
+    }
+}
+
+void render_pairs(std::string &out, const Pairs &pairs)
+{
+    for (const PairCounter &counter : pair_counters)
+        pair_family(out, pairs, counter.name, "counter", counter.help,
+                    [&](const PairStats &s) -> std::optional<std::string> {
+                        return std::to_string(s.*counter.field);
+                    });
+    pair_family(out, pairs, "idsyncd_pass_duration_seconds", "gauge",
+                "Duration of the latest pass.",
+                [](const PairStats &s) -> std::optional<std::string> {
+                    return format_double(s.pass_seconds);
+                });
+    // An unknown lag (-1) is no sample at all, not a misleading number.
+    pair_family(out, pairs, "idsyncd_lag_points", "gauge",
+                "Local max change point minus the point the peer has reached, at the latest pass.",
+                [](const PairStats &s) -> std::optional<std::string> {
+                    if (s.lag_points < 0)
+                        return std::nullopt;
+                    return std::to_string(s.lag_points);
+                });
+}
+
+void render_peers(std::string &out, const std::map<std::string, PeerStats> &peers)
+{
+    header(out, "idsyncd_peer_up", "gauge", "1 if the latest connection to the peer worked.");
+    for (const auto &[name, stats] : peers)
+        sample(out, "idsyncd_peer_up", peer_labels(name), stats.up ? "1" : "0");
+    header(out, "idsyncd_peer_connect_failures_total", "counter",
+           "Failed attempts to connect to the peer.");
+    for (const auto &[name, stats] : peers)
+        sample(out, "idsyncd_peer_connect_failures_total", peer_labels(name),
+               std::to_string(stats.connect_failures));
 }
 
 } // namespace
 
 void Metrics::forget_peer(const std::string &name)
 {
-    for (auto it = pairs_.begin(); it != pairs_.end();)
-        it = it->first.first == name ? pairs_.erase(it) : std::next(it);
+    // Keys sort by peer first, so the peer's pairs are one contiguous range.
+    auto first = pairs_.lower_bound({name, std::string()});
+    auto last = first;
+    while (last != pairs_.end() && last->first.first == name)
+        ++last;
+    pairs_.erase(first, last);
     peers_.erase(name);
 }
 
 std::string Metrics::render() const
 {
-    std::ostringstream out;
-    for (const PairMetric &metric : pair_metrics) {
-        header(out, metric.name, metric.type, metric.help);
-        std::string value;
-        for (const auto &[key, stats] : pairs_)
-            if (metric.value(stats, value))
-                out << metric.name << "{peer=\"" << escape_label(key.first) << "\",table=\""
-                    << escape_label(key.second) << "\"} " << value << "\n";
-    }
-    header(out, "idsyncd_peer_up", "gauge", "1 if the latest connection to the peer worked.");
-    for (const auto &[name, stats] : peers_)
-        out << "idsyncd_peer_up{peer=\"" << escape_label(name) << "\"} " << (stats.up ? 1 : 0)
-            << "\n";
-    header(out, "idsyncd_peer_connect_failures_total", "counter",
-           "Failed attempts to connect to the peer.");
-    for (const auto &[name, stats] : peers_)
-        out << "idsyncd_peer_connect_failures_total{peer=\"" << escape_label(name) << "\"} "
-            << stats.connect_failures << "\n";
+    std::string out;
+    render_pairs(out, pairs_);
+    render_peers(out, peers_);
     header(out, "idsyncd_local_up", "gauge", "1 if the local database answered the latest pass.");
-    out << "idsyncd_local_up " << (local_up_ ? 1 : 0) << "\n";
-    return out.str();
+    sample(out, "idsyncd_local_up", "", local_up_ ? "1" : "0");
+    return out;
 }

@@ -161,12 +161,9 @@ Task<void> PgConnection::connect()
         if (status == PGRES_POLLING_FAILED)
             fail("cannot connect", "08001");
         int events = status == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE;
-        if (co_await wait_socket(events, deadline - monotonic_seconds()) == Woken::timeout) {
-            close();
-            throw PgError(strprintf("%s: cannot connect: no answer within %g s (conn_timeout)",
-                                    label_.c_str(), conn_timeout_),
-                          "08001", true);
-        }
+        Woken woken = co_await wait_socket(events, deadline - monotonic_seconds());
+        if (woken == Woken::timeout)
+            give_up("cannot connect: no answer within %g s (conn_timeout)", conn_timeout_, "08001");
         status = PQconnectPoll(conn_);
     }
     if (PQsetnonblocking(conn_, 1) != 0)
@@ -181,12 +178,9 @@ Task<void> PgConnection::flush()
             co_return;
         if (rc < 0)
             fail("cannot send");
-        if (co_await wait_socket(UV_WRITABLE | UV_READABLE, node_timeout_) == Woken::timeout) {
-            close();
-            throw PgError(strprintf("%s: could not send for %g s (node_timeout)", label_.c_str(),
-                                    node_timeout_),
-                          "08006", true);
-        }
+        Woken woken = co_await wait_socket(UV_WRITABLE | UV_READABLE, node_timeout_);
+        if (woken == Woken::timeout)
+            give_up("could not send for %g s (node_timeout)", node_timeout_, "08006");
         // The server may talk while we send (notices, an early error); libpq must read it.
         if (!PQconsumeInput(conn_))
             fail("connection lost");
@@ -239,23 +233,38 @@ Task<void> PgConnection::send_cancel()
 
 Task<void> PgConnection::wait_input(double &deadline, bool &cancelled)
 {
-    for (;;) {
-        if (co_await wait_socket(UV_READABLE, deadline - monotonic_seconds()) == Woken::ready) {
-            if (!PQconsumeInput(conn_))
-                fail("connection lost");
-            co_return;
-        }
-        if (cancelled) {
-            close();
-            throw PgError(strprintf("%s: no answer within %g s (node_timeout), not even to a "
-                                    "cancel request; connection closed",
-                                    label_.c_str(), node_timeout_),
-                          "57014", true);
-        }
+    Woken woken = co_await wait_socket(UV_READABLE, deadline - monotonic_seconds());
+    while (woken == Woken::timeout) {
+        if (cancelled)
+            give_up("no answer within %g s (node_timeout), not even to a cancel request; "
+                    "connection closed",
+                    node_timeout_, "57014");
         cancelled = true;
         co_await send_cancel();
         deadline = monotonic_seconds() + cancel_grace_seconds;
+        woken = co_await wait_socket(UV_READABLE, deadline - monotonic_seconds());
     }
+    if (!PQconsumeInput(conn_))
+        fail("connection lost");
+}
+
+void PgConnection::raise(const PgResult &error, bool cancelled, double limit)
+{
+    const char *state = PQresultErrorField(error.get(), PG_DIAG_SQLSTATE);
+    std::string sqlstate = state ? state : "";
+    std::string message = one_line(PQresultErrorMessage(error.get()));
+    if (cancelled && sqlstate == "57014")
+        message = strprintf("no answer within %g s, cancelled", limit);
+    bool lost = PQstatus(conn_) != CONNECTION_OK;
+    if (lost)
+        close();
+    throw PgError(label_ + ": " + message, sqlstate, lost);
+}
+
+void PgConnection::give_up(const char *what, double seconds, const char *sqlstate)
+{
+    close();
+    throw PgError(label_ + ": " + strprintf(what, seconds), sqlstate, true);
 }
 
 Task<PgResult> PgConnection::collect_results(bool stop_at_copy, double timeout)
@@ -285,17 +294,8 @@ Task<PgResult> PgConnection::collect_results(bool stop_at_copy, double timeout)
             last = result;
         }
     }
-    if (error.get()) {
-        const char *state = PQresultErrorField(error.get(), PG_DIAG_SQLSTATE);
-        std::string sqlstate = state ? state : "";
-        std::string message = one_line(PQresultErrorMessage(error.get()));
-        if (cancelled && sqlstate == "57014")
-            message = strprintf("no answer within %g s, cancelled", limit);
-        bool lost = PQstatus(conn_) != CONNECTION_OK;
-        if (lost)
-            close();
-        throw PgError(label_ + ": " + message, sqlstate, lost);
-    }
+    if (error.get())
+        raise(error, cancelled, limit);
     co_return last;
 }
 
@@ -349,7 +349,7 @@ Task<bool> PgConnection::copy_out_read(std::string &out)
         }
         if (size == -1) {
             co_await collect_results(false, 0); // throws if the COPY failed
-            co_return !out.empty();
+            co_return false;                    // the caller still sends what `out` holds
         }
         fail("COPY TO STDOUT failed");
     }

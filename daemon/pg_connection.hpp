@@ -74,7 +74,8 @@ public:
 
     // COPY ... TO STDOUT: start it, then read rows until read_copy returns false.
     Task<void> copy_out_begin(std::string sql);
-    // Appends the next row (or rows already buffered) to `out`; false at the end of the data.
+    // Appends the next rows (up to about 64 kB) to `out`; false at the end of the data, when
+    // `out` may still hold the last rows.
     Task<bool> copy_out_read(std::string &out);
     // COPY ... FROM STDIN: start it, send data (waits while the socket is full: flow control),
     // then end it; end_copy_in returns the COPY's result or throws.
@@ -96,6 +97,11 @@ private:
     Task<PgResult> collect_results(bool stop_at_copy, double timeout);
     Task<void> send_cancel();
     void close_poll();
+    // Closes the connection and throws `what` (a format with one %g for seconds). Errors are
+    // built outside the coroutines: GCC 12 miscompiled a coroutine that threw a formatted
+    // message from inside a loop (it never started).
+    [[noreturn]] void give_up(const char *what, double seconds, const char *sqlstate);
+    [[noreturn]] void raise(const PgResult &error, bool cancelled, double limit);
     [[noreturn]] void fail(const std::string &what, const char *sqlstate = "08006");
     static void on_poll(uv_poll_t *handle, int status, int events);
 

@@ -235,7 +235,8 @@ int Replicator::run()
     if (!once_)
         return 0;
     total_.seconds = monotonic_seconds() - started_;
-    std::string to = strprintf("%zu peer%s", peers_.size(), peers_.size() == 1 ? "" : "s");
+    size_t peers = config_->peers.size();
+    std::string to = strprintf("%zu peer%s", peers, peers == 1 ? "" : "s");
     log_info(total_.line(to));
     return total_.complete() ? 0 : 1;
 }
