@@ -64,7 +64,12 @@ ok(wait_until('a bulk copy to start', sub {
 }, 60), 'the daemon starts a bulk copy');
 sleep(0.2);
 kill_daemon($pid{a});
-note('killed a during: ' . (substr(slurp_file($log_a), $before) =~ /(bulk copy.*)$/m ? $1 : 'the copy'));
+# A bulk copy merges in one transaction on the peer: killed, it leaves all or nothing.
+my @at_kill = map {
+    $node{$_}->safe_psql('postgres', q{SELECT count(*) FROM item WHERE name LIKE 'bulk%'})
+} qw(b c);
+note("bulk rows on b and c right after the kill: @at_kill");
+ok(!grep({ $_ != 0 && $_ != 200000 } @at_kill), 'a killed copy left nothing half-merged');
 $pid{a} = start_daemon('a', $config{a});
 ok(wait_until('convergence after kill -9', sub { converged(values %node) }, 120),
     'converged after kill -9 and restart');
