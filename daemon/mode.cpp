@@ -16,8 +16,9 @@ Mode choose_mode(const Preflight &preflight, const ModeSettings &settings)
     if (!local.content_hash.empty() && local.content_hash == remote.content_hash)
         return Mode::hashmatch;
     // Points come from each node's own sequence, so comparing them is a heuristic for "far
-    // behind", as Swift's comparison of row ids is; an empty peer (-1) always qualifies.
-    double behind = static_cast<double>(remote.max_point);
+    // behind", as Swift's comparison of row ids is. An empty peer (-1) counts as 0, so that a
+    // ratio of 0 never bulks.
+    double behind = static_cast<double>(std::max<int64_t>(remote.max_point, 0));
     if (behind < settings.bulk_ratio * static_cast<double>(local.max_point) &&
         local.max_point - remote.max_point > settings.per_diff)
         return Mode::bulk;

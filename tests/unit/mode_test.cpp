@@ -61,8 +61,8 @@ START_TEST(small_difference_is_diff_even_when_ratio_is_low)
 {
     // Swift: "difference > per_diff stops us from dropping to rsync on smaller containers".
     ck_assert(choose_mode(preflight(900, -1, -1, -1), swift) == Mode::diff);
-    ck_assert(choose_mode(preflight(1001, 0, -1, -1), swift) == Mode::diff);
-    ck_assert(choose_mode(preflight(1002, 0, -1, -1), swift) == Mode::bulk);
+    ck_assert(choose_mode(preflight(1000, 0, -1, -1), swift) == Mode::diff);
+    ck_assert(choose_mode(preflight(1001, 0, -1, -1), swift) == Mode::bulk);
 }
 END_TEST
 
