@@ -15,12 +15,14 @@ Mode choose_mode(const Preflight &preflight, const ModeSettings &settings)
         return Mode::no_change;
     if (!local.content_hash.empty() && local.content_hash == remote.content_hash)
         return Mode::hashmatch;
-    // Points come from each node's own sequence, so comparing them is a heuristic for "far
-    // behind", as Swift's comparison of row ids is. An empty peer (-1) counts as 0, so that a
-    // ratio of 0 never bulks.
-    double behind = static_cast<double>(std::max<int64_t>(remote.max_point, 0));
-    if (behind < settings.bulk_ratio * static_cast<double>(local.max_point) &&
-        local.max_point - remote.max_point > settings.per_diff)
+    // Swift's rule (bulk when the peer is below half of our size and more than per_diff
+    // behind), measured in our own point space: how far the peer has merged our changes against
+    // our max point. The peer's own max point would compare two unrelated sequences (idsync's
+    // points are per database and shared by its tables), and a peer whose sequence lags ours
+    // would get a full copy on every pass. Never synced (-1) counts as 0, so ratio 0 never bulks.
+    int64_t reached = std::max<int64_t>(diff_start(preflight), 0);
+    if (static_cast<double>(reached) < settings.bulk_ratio * static_cast<double>(local.max_point) &&
+        local.max_point - reached > settings.per_diff)
         return Mode::bulk;
     return Mode::diff;
 }

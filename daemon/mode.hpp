@@ -29,9 +29,9 @@ struct ModeSettings {
 };
 
 // no_change: the peer has every point up to our max. hashmatch: same content (record the peer's
-// point as our outgoing point). bulk: the peer's max point is below bulk_ratio of ours and more
-// than per_diff behind (Swift's rsync_then_merge rule). diff: send the changes after
-// diff_start().
+// point as our outgoing point). bulk: the point the peer has reached is below bulk_ratio of our
+// max point and more than per_diff behind it (Swift's rsync_then_merge rule, in our point
+// space). diff: send the changes after diff_start().
 Mode choose_mode(const Preflight &preflight, const ModeSettings &settings);
 int64_t diff_start(const Preflight &preflight);
 const char *mode_name(Mode mode);

@@ -200,6 +200,9 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
 
 Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &outcome)
 {
+    // A failed table may have closed a connection (to roll back); the next one reconnects.
+    co_await context.local.connect();
+    co_await context.remote.connect();
     Preflight state = co_await preflight(context, table);
     outcome.mode = choose_mode(state, {context.config.per_diff, context.config.bulk_ratio});
     outcome.lag = std::max<int64_t>(0, state.local.max_point - diff_start(state));

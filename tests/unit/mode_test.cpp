@@ -46,14 +46,23 @@ END_TEST
 
 START_TEST(empty_hash_never_matches)
 {
-    ck_assert(choose_mode(preflight(5000, 4000, 10, 20, "", ""), swift) == Mode::diff);
+    ck_assert(choose_mode(preflight(5000, 4000, 4500, 20, "", ""), swift) == Mode::diff);
 }
 END_TEST
 
 START_TEST(empty_peer_far_behind_is_bulk)
 {
     ck_assert(choose_mode(preflight(5000, -1, -1, -1), swift) == Mode::bulk);
-    ck_assert(choose_mode(preflight(100000, 49000, 10, -1), swift) == Mode::bulk);
+    ck_assert(choose_mode(preflight(100000, 900000, 49000, -1), swift) == Mode::bulk);
+    ck_assert(choose_mode(preflight(100000, 900000, 10, 49999), swift) == Mode::bulk);
+}
+END_TEST
+
+START_TEST(the_peers_own_points_do_not_matter)
+{
+    // A peer whose sequence lags ours but that has merged almost everything gets diffs.
+    ck_assert(choose_mode(preflight(100000, 10, 99000, -1), swift) == Mode::diff);
+    ck_assert(choose_mode(preflight(100000, 10, -1, 99000), swift) == Mode::diff);
 }
 END_TEST
 
@@ -68,8 +77,8 @@ END_TEST
 
 START_TEST(half_way_is_diff)
 {
-    ck_assert(choose_mode(preflight(100000, 50000, 10, -1), swift) == Mode::diff);
-    ck_assert(choose_mode(preflight(100000, 200000, 10, -1), swift) == Mode::diff);
+    ck_assert(choose_mode(preflight(100000, 0, 50000, -1), swift) == Mode::diff);
+    ck_assert(choose_mode(preflight(100000, 0, 49999, -1), swift) == Mode::bulk);
 }
 END_TEST
 
@@ -78,7 +87,7 @@ START_TEST(ratio_is_configurable)
     ModeSettings never{1000, 0.0};
     ModeSettings eager{10, 0.9};
     ck_assert(choose_mode(preflight(100000, -1, -1, -1), never) == Mode::diff);
-    ck_assert(choose_mode(preflight(100000, 80000, -1, -1), eager) == Mode::bulk);
+    ck_assert(choose_mode(preflight(100000, 0, 80000, -1), eager) == Mode::bulk);
 }
 END_TEST
 
@@ -108,6 +117,7 @@ Suite *mode_suite()
     tcase_add_test(tc, equal_content_is_hashmatch);
     tcase_add_test(tc, empty_hash_never_matches);
     tcase_add_test(tc, empty_peer_far_behind_is_bulk);
+    tcase_add_test(tc, the_peers_own_points_do_not_matter);
     tcase_add_test(tc, small_difference_is_diff_even_when_ratio_is_low);
     tcase_add_test(tc, half_way_is_diff);
     tcase_add_test(tc, ratio_is_configurable);
