@@ -100,4 +100,26 @@ is(stop_daemon($pid), 0, 'SIGTERM: exit status 0');
 like(slurp_file(log_of('mixed_daemon')), qr/unreachable \d+ times? in a row; next attempt in/,
     'unreachable peers back off');
 
+# --- a stuck call is cancelled after node_timeout, and the next pass goes through
+my $locker = fork();
+if ($locker == 0) {
+    exec('psql', '-X', '-q', '-h', $b->host, '-p', $b->port, '-d', 'postgres', '-c',
+        'BEGIN; LOCK TABLE item; SELECT pg_sleep(4); COMMIT') or die "exec psql: $!";
+}
+ok(wait_until('the lock on b', sub {
+    $b->safe_psql('postgres', q{SELECT count(*) FROM pg_locks
+        WHERE relation = 'item'::regclass AND mode = 'AccessExclusiveLock' AND granted}) eq '1'
+}), 'a session on the peer holds a lock the pass needs');
+my $stuck = write_config('stuck', $a, [['b', dsn($b)]], node_timeout => 1);
+($status, $log) = run_once('stuck', $stuck);
+is($status, 1, 'a stuck pass fails: exit status 1');
+like($log, qr/peer b: no answer within 1 s; cancelling the statement/, 'the statement is cancelled');
+like($log, qr/public\.item to b failed: peer b: no answer within 1 s, cancelled/,
+    'the failure says why');
+waitpid($locker, 0);
+$a->safe_psql('postgres', q{INSERT INTO item (name, value) VALUES ('after_lock', 1)});
+($status, $log) = run_once('unstuck', $stuck);
+is($status, 0, 'once the lock is gone the pass completes');
+ok(converged($a, $b), 'and the peer has everything');
+
 done_testing();
