@@ -7,11 +7,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 use HTTP::Tiny;
 use IdsyncDaemon;
 
-my $seed = $ENV{IDSYNC_SEED} // time();
+my $seed = $ENV{IDSYNC_SEED} // int(time());
 srand($seed);
 note("random seed $seed (set IDSYNC_SEED to replay)");
 
@@ -70,6 +70,17 @@ my @at_kill = map {
 } qw(b c);
 note("bulk rows on b and c right after the kill: @at_kill");
 ok(!grep({ $_ != 0 && $_ != 200000 } @at_kill), 'a killed copy left nothing half-merged');
+# SIGTERM during the copy the restarted daemon begins: it rolls back and exits promptly.
+$before = -s $log_a;
+$pid{a} = start_daemon('a', $config{a});
+ok(wait_until('the restarted daemon to start a bulk copy', sub {
+    substr(slurp_file($log_a), $before) =~ /to [bc]: bulk/;
+}, 60), 'the restarted daemon starts the copy again');
+my $term_started = time();
+is(stop_daemon($pid{a}), 0, 'SIGTERM during a bulk copy: exit status 0');
+note(sprintf('stopped %.1f s after SIGTERM', time() - $term_started));
+like(substr(slurp_file($log_a), $before), qr/SIGTERM: stopping.*\n(.*\n)*.*stopped$/m,
+    'it logs the stop');
 $pid{a} = start_daemon('a', $config{a});
 ok(wait_until('convergence after kill -9', sub { converged(values %node) }, 120),
     'converged after kill -9 and restart');
