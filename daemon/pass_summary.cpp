@@ -5,30 +5,7 @@
 void PassSummary::add(const TableOutcome &outcome)
 {
     tables++;
-    if (outcome.success)
-        successes++;
-    else if (!outcome.capped)
-        failures++;
-    if (outcome.error.empty() || outcome.capped) {
-        switch (outcome.mode) {
-        case Mode::no_change:
-            no_change++;
-            break;
-        case Mode::hashmatch:
-            hashmatch++;
-            break;
-        case Mode::bulk:
-            bulk++;
-            break;
-        case Mode::diff:
-            diff++;
-            break;
-        }
-    }
-    if (outcome.capped)
-        diff_capped++;
-    rows_sent += outcome.rows_sent;
-    rejects += outcome.rejects;
+    count_outcome(*this, outcome);
 }
 
 void PassSummary::add(const PassSummary &other)

@@ -7,6 +7,37 @@
 
 #include "pass.hpp"
 
+// Adds one table's outcome to counters named after Swift's outcomes: a PassSummary, or the
+// PairStats of the metrics. A diff_capped pass is neither a success nor a failure, and a failed
+// pass counts no mode.
+template <typename Counts> void count_outcome(Counts &counts, const TableOutcome &outcome)
+{
+    if (outcome.success)
+        counts.successes++;
+    else if (!outcome.capped)
+        counts.failures++;
+    if (outcome.error.empty() || outcome.capped) {
+        switch (outcome.mode) {
+        case Mode::no_change:
+            counts.no_change++;
+            break;
+        case Mode::hashmatch:
+            counts.hashmatch++;
+            break;
+        case Mode::bulk:
+            counts.bulk++;
+            break;
+        case Mode::diff:
+            counts.diff++;
+            break;
+        }
+    }
+    if (outcome.capped)
+        counts.diff_capped++;
+    counts.rows_sent += outcome.rows_sent;
+    counts.rejects += outcome.rejects;
+}
+
 struct PassSummary {
     int tables = 0;
     int successes = 0;

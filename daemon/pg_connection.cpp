@@ -314,7 +314,7 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
     co_return co_await collect_results(false, timeout);
 }
 
-Task<void> PgConnection::copy_out_begin(std::string sql)
+Task<void> PgConnection::copy_begin(std::string sql, bool out)
 {
     if (!connected())
         throw PgError(label_ + ": not connected", "08003", true);
@@ -322,8 +322,8 @@ Task<void> PgConnection::copy_out_begin(std::string sql)
         fail("cannot send COPY");
     co_await flush();
     PgResult result = co_await collect_results(true, 0);
-    if (PQresultStatus(result.get()) != PGRES_COPY_OUT)
-        throw PgError(label_ + ": COPY TO STDOUT did not start", "", false);
+    if (PQresultStatus(result.get()) != (out ? PGRES_COPY_OUT : PGRES_COPY_IN))
+        throw PgError(label_ + ": COPY did not start", "", false);
 }
 
 Task<bool> PgConnection::copy_out_read(std::string &out)
@@ -353,18 +353,6 @@ Task<bool> PgConnection::copy_out_read(std::string &out)
         }
         fail("COPY TO STDOUT failed");
     }
-}
-
-Task<void> PgConnection::copy_in_begin(std::string sql)
-{
-    if (!connected())
-        throw PgError(label_ + ": not connected", "08003", true);
-    if (!PQsendQuery(conn_, sql.c_str()))
-        fail("cannot send COPY");
-    co_await flush();
-    PgResult result = co_await collect_results(true, 0);
-    if (PQresultStatus(result.get()) != PGRES_COPY_IN)
-        throw PgError(label_ + ": COPY FROM STDIN did not start", "", false);
 }
 
 Task<void> PgConnection::copy_in_send(const std::string &data)

@@ -73,13 +73,13 @@ public:
     }
 
     // COPY ... TO STDOUT: start it, then read rows until read_copy returns false.
-    Task<void> copy_out_begin(std::string sql);
+    Task<void> copy_out_begin(std::string sql) { return copy_begin(std::move(sql), true); }
     // Appends the next rows (up to about 64 kB) to `out`; false at the end of the data, when
     // `out` may still hold the last rows.
     Task<bool> copy_out_read(std::string &out);
     // COPY ... FROM STDIN: start it, send data (waits while the socket is full: flow control),
     // then end it; end_copy_in returns the COPY's result or throws.
-    Task<void> copy_in_begin(std::string sql);
+    Task<void> copy_in_begin(std::string sql) { return copy_begin(std::move(sql), false); }
     Task<void> copy_in_send(const std::string &data);
     Task<PgResult> copy_in_end();
 
@@ -88,6 +88,7 @@ public:
 
 private:
     enum class Woken { ready, timeout, closed };
+    Task<void> copy_begin(std::string sql, bool out);
     // Waits until the socket is ready for `events` or `seconds` pass.
     Task<Woken> wait_socket(int events, double seconds);
     // Sends what libpq holds; with a full socket, waits (this is the flow control of COPY IN).

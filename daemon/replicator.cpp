@@ -56,30 +56,7 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
 {
     PairStats &stats = owner_.metrics().pair(config_.name, table);
     stats.attempts++;
-    if (outcome.success)
-        stats.successes++;
-    else if (!outcome.capped)
-        stats.failures++;
-    if (outcome.error.empty() || outcome.capped) {
-        switch (outcome.mode) {
-        case Mode::no_change:
-            stats.no_change++;
-            break;
-        case Mode::hashmatch:
-            stats.hashmatch++;
-            break;
-        case Mode::bulk:
-            stats.bulk++;
-            break;
-        case Mode::diff:
-            stats.diff++;
-            break;
-        }
-    }
-    if (outcome.capped)
-        stats.diff_capped++;
-    stats.rows_sent += outcome.rows_sent;
-    stats.rejects += outcome.rejects;
+    count_outcome(stats, outcome);
     stats.pass_seconds = seconds;
     if (outcome.lag >= 0)
         stats.lag_points = outcome.lag;
