@@ -33,6 +33,9 @@ constexpr const char *stable_point = "SELECT idsync.stable_point()";
 constexpr const char *merge_staged =
     "SELECT received, rejected FROM idsync.merge_staged($1::regclass, "
     "'pg_temp.idsync_bulk'::regclass, $2::uuid, $3::bigint)";
+constexpr const char *create_staging =
+    "SELECT idsync.create_staging($1::regclass, 'idsync_bulk')";
+constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass)";
 constexpr const char *registered_tables =
     "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
     "', '), depth FROM idsync.replicated_tables()";
@@ -148,13 +151,15 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     PgResult stable = co_await context.local.query(sql::stable_point);
     int64_t point = stable.int64(0, 0);
 
+    // References to local ids travel as the natural keys of the referenced rows (jsonb).
+    PgResult query = co_await context.local.query(sql::bulk_query, table.name);
+    std::string select = query.text(0, 0);
+
     co_await context.remote.query("BEGIN");
-    co_await context.remote.query("CREATE TEMP TABLE idsync_bulk ON COMMIT DROP AS SELECT " +
-                                  table.columns + " FROM " + table.name + " WITH NO DATA");
+    co_await context.remote.query(sql::create_staging, table.name);
     co_await context.remote.copy_in_begin("COPY pg_temp.idsync_bulk (" + table.columns +
                                           ") FROM STDIN");
-    co_await context.local.copy_out_begin("COPY (SELECT " + table.columns + " FROM " + table.name +
-                                          ") TO STDOUT");
+    co_await context.local.copy_out_begin("COPY (" + select + ") TO STDOUT");
     uint64_t rows = 0;
     uint64_t bytes = 0;
     double started = monotonic_seconds();
