@@ -285,7 +285,8 @@ BEGIN
     WHERE t.tgrelid = target AND t.tgname = 'idsync_content_insert';
     function_name := CASE WHEN by_key THEN 'idsync._natural_content_trigger'
                           ELSE 'idsync.content_trigger' END;
-    IF current_function = function_name::regproc THEN
+    -- No trigger: the table is being unregistered (its ALTER TABLE calls us).
+    IF current_function IS NULL OR current_function = function_name::regproc THEN
         RETURN;
     END IF;
     args := CASE WHEN by_key THEN ''
@@ -913,6 +914,7 @@ BEGIN
                                     local_columns);
     reg := idsync._registration(target);
     -- Every foreign key is checked here; an error undoes the whole registration.
+    PERFORM idsync._references(target);
     SELECT string_agg(quote_ident(t.column_name), ', ') INTO self_key
     FROM idsync._translated(target) t
     WHERE t.parent = target AND t.column_name = ANY (reg.key_columns);
@@ -945,7 +947,9 @@ BEGIN
             USING ERRCODE = '2BP01', DETAIL = 'Referencing tables: ' || children || '.',
                   HINT = 'Unregister them first.';
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS idsync_key ON %s', target);
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'idsync_key') THEN
+        EXECUTE format('DROP TRIGGER idsync_key ON %s', target);
+    END IF;
     PERFORM idsync._unreplicate_table(target);
 END $$;
 COMMENT ON FUNCTION unreplicate(regclass) IS
@@ -1030,4 +1034,25 @@ BEGIN
             RAISE WARNING 'table % cannot replicate its foreign keys: %', registered, SQLERRM;
         END;
     END LOOP;
+END $$;
+
+-- A DELETE of a row whose key holds a NULL (a NULLS NOT DISTINCT key) found no row to turn
+-- into a tombstone: key columns that are NULL in the old row now match IS NULL.
+CREATE OR REPLACE FUNCTION _tombstone_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    old_row jsonb;
+    key_match text;
+BEGIN
+    IF current_setting('idsync.applying', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    old_row := to_jsonb(OLD);
+    SELECT string_agg(CASE WHEN old_row -> k = 'null'::jsonb THEN format('%I IS NULL', k)
+                           ELSE format('%I = $1.%I', k, k) END, ' AND ')
+    INTO key_match FROM unnest(TG_ARGV[1:]) AS k;
+    EXECUTE format('UPDATE %s SET %I = true WHERE %s AND NOT %I',
+                   TG_RELID::regclass, TG_ARGV[0], key_match, TG_ARGV[0])
+    USING OLD;
+    RETURN NULL;
 END $$;

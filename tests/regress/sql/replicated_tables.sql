@@ -16,12 +16,13 @@ CREATE TABLE order_a.loose (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE)
 CREATE TABLE order_a.unregistered_child (id bigserial PRIMARY KEY,
                                          loose_id bigint REFERENCES order_a.loose);
 
--- Registered in an order unlike the dependency order.
-SELECT idsync.replicate('order_a.grandchild', '{name}');
+-- A table is registered after the tables it references (see replication_references), in an
+-- order unlike the one replicated_tables returns.
 SELECT idsync.replicate('order_a.zeta', '{name}', 'lww');
-SELECT idsync.replicate('order_a.child', '{name}');
 SELECT idsync.replicate('"Other Schema"."Parent"', '{name}');
 SELECT idsync.replicate('order_a.loose', '{name}');
+SELECT idsync.replicate('order_a.child', '{name}');
+SELECT idsync.replicate('order_a.grandchild', '{name}');
 
 SELECT table_name, mode, columns, depth
 FROM idsync.replicated_tables()
