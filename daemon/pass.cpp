@@ -12,9 +12,12 @@ namespace sql {
 constexpr const char *local_sync_info =
     "SELECT node_id, max_point, row_count, content_hash, rejects "
     "FROM idsync.sync_info($1::regclass)";
+// The peer also merges the rows that waited there for a referenced row which has arrived since
+// (a merge in another session may have brought it).
 constexpr const char *remote_sync_info =
     "SELECT s.node_id, s.max_point, s.row_count, s.content_hash, s.rejects, "
-    "idsync.get_sync($1::regclass, $2::uuid) FROM idsync.sync_info($1::regclass) s";
+    "idsync.get_sync($1::regclass, $2::uuid), idsync.retry_waiting($1::regclass) "
+    "FROM idsync.sync_info($1::regclass) s";
 constexpr const char *outgoing_point = "SELECT idsync.get_sync($1::regclass, $2::uuid, false)";
 constexpr const char *raise_outgoing_point =
     "SELECT idsync.merge_syncs($1::regclass, jsonb_build_array(jsonb_build_object("
@@ -222,9 +225,12 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
         outcome.success = true;
         break;
     case Mode::hashmatch:
-        // Swift records the peer's own point; the content is equal, so nothing is owed now.
-        if (state.remote_point >= 0)
-            co_await raise_outgoing(context, table, state.remote.node_id, state.remote_point);
+        // Equal content: the peer holds every row we had up to our max point (our hash was read
+        // after it and covers at least those rows). Swift records only the peer's own point,
+        // which leaves the rows we merged from the peer to be sent back to it one day.
+        if (state.local.max_point >= 0)
+            co_await raise_outgoing(context, table, state.remote.node_id,
+                                    std::max(state.remote_point, state.local.max_point));
         outcome.lag = 0;
         outcome.success = true;
         break;

@@ -478,9 +478,10 @@ END $$;
 CREATE FUNCTION _park_waiting(reg tables, stage regclass, source uuid) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    resolved text;
+    park text;
+    refs text[];
     waiting bigint[];
-    parked integer := 0;
+    one bigint[];
     entry record;
     state text;
     message text;
@@ -488,44 +489,38 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM idsync._references(reg.relid)) THEN
         RETURN 0;
     END IF;
-    resolved := idsync._resolved_sql(reg, stage);
+    -- Detection and parking in one statement: a parent merged meanwhile by another session
+    -- cannot slip in between.
+    park := format(
+        'WITH w AS (SELECT * FROM (%s) v WHERE v.idsync_missing IS NOT NULL AND ($3 IS NULL OR v.idsync_ord = $3)), '
+        'parked AS (INSERT INTO idsync.rejects (relid, source, point, item, sqlstate, message, detail) '
+        '    SELECT $1, $2, w.idsync_point, '
+        '           to_jsonb(w) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - $4::text[], '
+        '           ''23503'', ''waiting for '' || w.idsync_missing, '
+        '           ''The referenced row has not reached this node yet; the row is merged when it arrives.'' '
+        '    FROM w) '
+        'SELECT coalesce(array_agg(w.idsync_ord), ''{}'') FROM w',
+        idsync._resolved_sql(reg, stage));
+    refs := ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(reg.relid) t);
     BEGIN
-        EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v WHERE v.idsync_missing IS NOT NULL', resolved)
-        INTO waiting;
+        EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
     EXCEPTION WHEN data_exception THEN
-        -- One row at a time, to find the rows whose keys do not convert.
+        -- One row at a time, to park the rows whose keys do not convert with their error.
         waiting := '{}';
         FOR entry IN EXECUTE format('SELECT idsync_ord FROM %s ORDER BY idsync_ord', stage) LOOP
             BEGIN
-                EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v '
-                               'WHERE v.idsync_ord = $1 AND v.idsync_missing IS NOT NULL', resolved)
-                INTO waiting USING entry.idsync_ord;
+                EXECUTE park INTO one USING reg.relid, source, entry.idsync_ord, refs;
+                waiting := waiting || one;
             EXCEPTION WHEN data_exception THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 PERFORM idsync._park(reg, stage, entry.idsync_ord, source, state,
                                      'a natural key does not convert: ' || message, NULL);
-                EXECUTE format('DELETE FROM %s WHERE idsync_ord = $1', stage) USING entry.idsync_ord;
-                parked := parked + 1;
+                waiting := waiting || entry.idsync_ord;
             END;
         END LOOP;
-        -- The rows that convert, once more all together.
-        EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v WHERE v.idsync_missing IS NOT NULL', resolved)
-        INTO waiting;
     END;
-    IF waiting IS NULL THEN
-        RETURN parked;
-    END IF;
-    EXECUTE format(
-        'INSERT INTO idsync.rejects (relid, source, point, item, sqlstate, message, detail) '
-        'SELECT $1, $2, v.idsync_point, '
-        '       to_jsonb(v) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - $4::text[], '
-        '       ''23503'', ''waiting for '' || v.idsync_missing, '
-        '       ''The referenced row has not reached this node yet; the row is merged when it arrives.'' '
-        'FROM (%s) v WHERE v.idsync_ord = ANY ($3)', resolved)
-    USING reg.relid, source, waiting,
-          ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(reg.relid) t);
     EXECUTE format('DELETE FROM %s WHERE idsync_ord = ANY ($1)', stage) USING waiting;
-    RETURN parked + cardinality(waiting);
+    RETURN cardinality(waiting);
 END $$;
 
 ---------------------------------------------------------------------------------------------
@@ -671,7 +666,7 @@ BEGIN
     IF source IS NOT NULL AND last_point IS NOT NULL THEN
         PERFORM idsync._raise_sync(target, source, last_point, true);
     END IF;
-    PERFORM idsync._retry_waiting(target);
+    PERFORM idsync.retry_waiting(target);
     sync_point := CASE WHEN source IS NULL THEN NULL ELSE idsync.get_sync(target, source) END;
     RETURN NEXT;
 END $$;
@@ -740,7 +735,7 @@ BEGIN
     IF source IS NOT NULL THEN
         PERFORM idsync._raise_sync(target, source, point, true);
     END IF;
-    PERFORM idsync._retry_waiting(target);
+    PERFORM idsync.retry_waiting(target);
     sync_point := CASE WHEN source IS NULL THEN NULL ELSE idsync.get_sync(target, source) END;
     RETURN NEXT;
 END $$;
@@ -803,7 +798,7 @@ END $$;
 -- and in the registered tables that reference it, whose references now resolve, are merged;
 -- a table that gained rows that way wakes its own dependents in turn. Only rows that resolve
 -- are taken, so rows still waiting cost one join per merge and are not rewritten.
-CREATE FUNCTION _retry_waiting(target regclass) RETURNS integer
+CREATE FUNCTION retry_waiting(target regclass) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     -- A retry merges through merge_items, which calls back here: the round in progress goes on.
@@ -812,6 +807,8 @@ BEGIN
     END IF;
     RETURN idsync._retry_round(target);
 END $$;
+COMMENT ON FUNCTION retry_waiting(regclass) IS
+'merge the rows of a table, and of the registered tables that reference it, that wait for a referenced row which is now here; returns how many';
 
 CREATE FUNCTION _retry_round(target regclass) RETURNS integer
 LANGUAGE plpgsql VOLATILE SET idsync.retrying = on AS $$
