@@ -1053,3 +1053,119 @@ BEGIN
     USING OLD;
     RETURN NULL;
 END $$;
+
+---------------------------------------------------------------------------------------------
+-- Merges insert in key order
+---------------------------------------------------------------------------------------------
+
+-- The key columns in the order of the unique index that enforces the key: the order in which
+-- merges and insert_missing take the index's locks, so that concurrent merges of overlapping
+-- rows (two peers bulk-copying the same table into this node) cannot deadlock.
+CREATE FUNCTION _key_order(reg tables) RETURNS name[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((
+        SELECT ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = reg.relid AND a.attnum = k.attnum ORDER BY k.n)
+        FROM pg_index i
+        WHERE i.indrelid = reg.relid AND i.indisunique AND i.indisvalid AND i.indnkeyatts = cardinality(reg.key_columns)
+          AND i.indpred IS NULL AND i.indexprs IS NULL
+          AND (SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_attribute a
+               WHERE a.attrelid = reg.relid AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]))
+              = (SELECT array_agg(k ORDER BY k) FROM unnest(reg.key_columns) k)
+        ORDER BY i.indisprimary DESC, i.indnullsnotdistinct DESC
+        LIMIT 1), reg.key_columns)
+$$;
+
+-- The row hash of the row `alias` as every node computes it: translated references hashed as
+-- the natural keys they point at, by correlated subqueries (it is used inside the merge
+-- statement, where joins cannot go). Versions that tie in lww merges are broken by it, so two
+-- nodes keep the same row whatever their ids.
+CREATE FUNCTION _ref_hash_expr(parent regclass, parent_column name, ref text, depth integer DEFAULT 1)
+RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(parent);
+    alias text := 'h' || depth;
+    nested record;
+    parts text[] := '{}';
+    key_column name;
+BEGIN
+    IF depth > idsync._max_nesting() THEN
+        RAISE EXCEPTION 'natural keys nest deeper than % levels at table %', idsync._max_nesting(), parent
+            USING ERRCODE = '54001';
+    END IF;
+    FOREACH key_column IN ARRAY reg.key_columns LOOP
+        SELECT * INTO nested FROM idsync._translated(parent) t WHERE t.column_name = key_column;
+        parts := parts || format('%s AS %I', CASE WHEN FOUND
+            THEN idsync._ref_hash_expr(nested.parent, nested.parent_column, format('%I.%I', alias, key_column), depth + 1)
+            ELSE format('%I.%I', alias, key_column) END, key_column);
+    END LOOP;
+    RETURN format('(SELECT idsync.row_hash(k, ''{}'') FROM (SELECT %s FROM %s %I WHERE %I.%I = %s) k)',
+                  array_to_string(parts, ', '), parent, alias, alias, parent_column, ref);
+END $$;
+
+CREATE FUNCTION _row_hash_expr(reg tables, alias text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    parts text[] := '{}';
+    ref record;
+    col name;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM idsync._translated(reg.relid)) THEN
+        RETURN format('idsync.row_hash(%s, %L)', alias, reg.local_columns::text[]);
+    END IF;
+    FOREACH col IN ARRAY idsync._replicated_columns(reg) LOOP
+        SELECT * INTO ref FROM idsync._translated(reg.relid) t WHERE t.column_name = col;
+        parts := parts || format('%s AS %I', CASE WHEN FOUND
+            THEN idsync._ref_hash_expr(ref.parent, ref.parent_column, format('%s.%I', alias, col))
+            ELSE format('%s.%I', alias, col) END, col);
+    END LOOP;
+    RETURN format('(SELECT idsync.row_hash(n, ''{}'') FROM (SELECT %s) n)', array_to_string(parts, ', '));
+END $$;
+
+-- As in 0.2.0, with the rows inserted in key order, and key columns that may hold NULL (a
+-- NULLS NOT DISTINCT key) compared with IS NOT DISTINCT FROM when unchanged rows are skipped.
+CREATE OR REPLACE FUNCTION _merge_statement(reg tables, rows text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cols name[] := idsync._replicated_columns(reg);
+    col_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c);
+    key_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(reg.key_columns) c);
+    key_order text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(idsync._key_order(reg)) c);
+    key_match text := (SELECT string_agg(format(CASE WHEN a.attnotnull THEN 'old.%1$I = s.%1$I'
+                                                     ELSE 'old.%1$I IS NOT DISTINCT FROM s.%1$I' END, a.attname), ' AND ')
+                       FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (reg.key_columns));
+    -- The rows with exactly the target's column types, so that row hashes agree.
+    typed text := (SELECT string_agg(format('s.%I::%s AS %I', a.attname,
+                                            format_type(a.atttypid, a.atttypmod), a.attname), ', ')
+                   FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (cols));
+    set_list text;
+BEGIN
+    IF reg.mode = 'insert_only' THEN
+        RETURN format('WITH m AS (INSERT INTO %1$s (%2$s) SELECT %2$s FROM %3$s '
+                      '           WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %5$s) ORDER BY %6$s '
+                      '           ON CONFLICT (%4$s) DO NOTHING RETURNING 1) '
+                      'SELECT count(*)::int, 0 FROM m',
+                      reg.relid, col_list, rows, key_list, key_match, key_order);
+    END IF;
+    SELECT string_agg(format('%I = excluded.%I', c, c), ', ') INTO set_list
+    FROM unnest(cols) c WHERE c <> ALL (reg.key_columns);
+    -- One row per key, the newest, as ON CONFLICT DO UPDATE may touch a row only once; ties
+    -- of versions go to the larger row hash, here and against the stored row alike.
+    RETURN format(
+        'WITH typed AS (SELECT %6$s FROM %4$s), '
+        'src AS (SELECT DISTINCT ON (%2$s) * FROM typed t '
+        '        ORDER BY %2$s, t.%5$I DESC, %8$s DESC), '
+        'm AS (INSERT INTO %1$s AS cur (%3$s) SELECT %3$s FROM src s '
+        '      WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %9$s AND '
+        '          (old.%5$I, %11$s) >= (s.%5$I, %12$s)) '
+        '      ORDER BY %10$s '
+        '      ON CONFLICT (%2$s) DO UPDATE SET %7$s '
+        '      WHERE (cur.%5$I, %13$s) < (excluded.%5$I, %14$s) '
+        '      RETURNING cur.xmax = ''0''::xid AS inserted) '
+        'SELECT (count(*) FILTER (WHERE inserted))::int, (count(*) FILTER (WHERE NOT inserted))::int FROM m',
+        reg.relid, key_list, col_list, rows, reg.version_column, typed,
+        set_list, idsync._row_hash_expr(reg, 't'), key_match, key_order,
+        idsync._row_hash_expr(reg, 'old'), idsync._row_hash_expr(reg, 's'),
+        idsync._row_hash_expr(reg, 'cur'), idsync._row_hash_expr(reg, 'excluded'));
+END $$;
