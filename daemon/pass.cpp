@@ -107,6 +107,7 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
     std::string syncs = co_await incoming_syncs(context, table);
     int64_t point = diff_start(preflight);
     int diffs = 0;
+    double started = monotonic_seconds();
     for (;;) {
         if (context.stopping)
             throw Stopped{};
@@ -129,6 +130,9 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
             break;
     }
     outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
+    log_debug(strprintf("diff of %s to %s: %llu rows in %d batches in %.2f s", table.name.c_str(),
+                        context.peer.c_str(), static_cast<unsigned long long>(outcome.rows_sent),
+                        diffs, monotonic_seconds() - started));
     if (outcome.capped) {
         log_info(strprintf("%s to %s has fallen more than %lld rows behind; moving on, the next "
                            "pass goes on from point %lld",

@@ -6,6 +6,10 @@
 // counter row, so concurrent writers do not wait for each other.
 //
 // Arguments: the local columns that the content hash leaves out (surrogate id, change point).
+// Tables whose rows reference other registered tables by local id hash those references as the
+// natural keys they point at, which only a query can reach; their arguments are "natural", then
+// the queries (row count, hash1, hash2) over idsync_new and over idsync_old that idsync.replicate
+// generated. They run as the user who wrote the rows.
 #include "boundary.hpp"
 #include "row_hash.hpp"
 
@@ -42,6 +46,29 @@ void add_rows(Tuplestorestate *rows, TupleDesc desc, const idsync::HashPlan *pla
     tuplestore_select_read_pointer(rows, 0);
     MemoryContextDelete(per_row);
     ExecDropSingleTupleTableSlot(slot);
+}
+
+void add_natural_rows(TriggerData *td, const char *query, Delta *delta)
+{
+    SPI_connect();
+    if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+        elog(ERROR, "idsync: registering the transition tables failed");
+    // Not read-only: a fresh snapshot sees referenced rows written earlier in the statement.
+    if (SPI_execute(query, false, 0) != SPI_OK_SELECT || SPI_processed != 1 ||
+        SPI_tuptable->tupdesc->natts != 3)
+        elog(ERROR, "idsync: the natural content query of a registered table failed");
+    bool null_count, null_h1, null_h2;
+    HeapTuple tuple = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    int64 rows = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &null_count));
+    int64 h1 = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &null_h1));
+    int64 h2 = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &null_h2));
+    SPI_finish();
+    if (null_count || null_h1 || null_h2)
+        elog(ERROR, "idsync: the natural content query of a registered table returned NULL");
+    delta->h1 ^= static_cast<uint64>(h1);
+    delta->h2 ^= static_cast<uint64>(h2);
+    delta->rows += rows; // the query over idsync_old counts rows negatively
 }
 
 SPIPlanPtr delta_insert = nullptr;
@@ -94,12 +121,18 @@ IDSYNC_FUNCTION(idsync_content_trigger)
                         errmsg("idsync.content_trigger must fire AFTER ... FOR EACH STATEMENT")));
     Relation rel = td->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
-    idsync::HashPlan *plan =
-        idsync::build_hash_plan(desc, td->tg_trigger->tgargs, td->tg_trigger->tgnargs);
-
+    const Trigger *trigger = td->tg_trigger;
     Delta delta = {0, 0, 0};
-    add_rows(td->tg_oldtable, desc, plan, -1, &delta);
-    add_rows(td->tg_newtable, desc, plan, +1, &delta);
+    if (trigger->tgnargs == 3 && strcmp(trigger->tgargs[0], "natural") == 0) {
+        if (td->tg_newtable != nullptr)
+            add_natural_rows(td, trigger->tgargs[1], &delta);
+        if (td->tg_oldtable != nullptr)
+            add_natural_rows(td, trigger->tgargs[2], &delta);
+    } else {
+        idsync::HashPlan *plan = idsync::build_hash_plan(desc, trigger->tgargs, trigger->tgnargs);
+        add_rows(td->tg_oldtable, desc, plan, -1, &delta);
+        add_rows(td->tg_newtable, desc, plan, +1, &delta);
+    }
     if (delta.h1 != 0 || delta.h2 != 0 || delta.rows != 0)
         append_delta(RelationGetRelid(rel), delta);
     return PointerGetDatum(nullptr);

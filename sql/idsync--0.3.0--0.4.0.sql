@@ -32,7 +32,7 @@ DECLARE
     fk record;
 BEGIN
     FOR fk IN
-        SELECT c.conname, c.confrelid::regclass AS parent_table,
+        SELECT c.conname, c.confrelid::regclass AS parent_table, c.condeferrable,
                ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, i)
                      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
                      ORDER BY k.i) AS child_columns,
@@ -70,6 +70,14 @@ BEGIN
                      WHERE r = ANY (parent_locals)), fk.parent_table
                     USING ERRCODE = '0A000',
                           DETAIL = 'A local column holds values of this node only; idsync translates a reference to a single local id column.';
+            END IF;
+            -- The content hash of a row takes the natural key of the row it references when the
+            -- statement ends; a deferred check would let that row come later.
+            IF fk.condeferrable THEN
+                RAISE EXCEPTION 'foreign key % of table % is deferrable', quote_ident(fk.conname), target
+                    USING ERRCODE = '0A000',
+                          DETAIL = 'A reference to a local id must find its row when the statement that writes it ends.',
+                          HINT = 'Make the foreign key NOT DEFERRABLE.';
             END IF;
             RETURN QUERY SELECT fk.conname, fk.child_columns, fk.parent_table, fk.referenced, true;
         ELSE
@@ -230,78 +238,57 @@ END $$;
 
 -- (row_count, hash1, hash2) of the rows of `source` (a table or transition table with the
 -- target's columns), references hashed as the natural keys they point at, so that equal
--- content hashes equal on every node whatever its ids.
-CREATE FUNCTION _natural_state_sql(reg tables, source text) RETURNS text
+-- content hashes equal on every node whatever its ids. `sign` -1 counts the rows negatively
+-- (the rows a statement removed).
+CREATE FUNCTION _natural_state_sql(reg tables, source text, sign integer DEFAULT 1) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT format(
-        'SELECT count(*)::bigint AS row_count, '
+        'SELECT (%s * count(*))::bigint AS row_count, '
         'coalesce(bit_xor((''x'' || left(h, 16))::bit(64)::bigint), 0) AS hash1, '
         'coalesce(bit_xor((''x'' || right(h, 16))::bit(64)::bigint), 0) AS hash2 '
         'FROM (SELECT replace(idsync.row_hash(n, ''{}'')::text, ''-'', '''') AS h FROM (%s) n) x',
-        idsync._natural_select(reg, source, 'hash'))
+        sign, idsync._natural_select(reg, source, 'hash'))
 $$;
 
--- The statement-level content trigger of tables with translated references (the C trigger
--- hashes columns as stored, which would hash local ids). Runs as the extension's owner, as the
--- C trigger does, so writers need no privilege on idsync's tables.
-CREATE FUNCTION _natural_content_trigger() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    reg idsync.tables := idsync._registration(TG_RELID);
-    rows_in bigint := 0;
-    in1 bigint := 0;
-    in2 bigint := 0;
-    rows_out bigint := 0;
-    out1 bigint := 0;
-    out2 bigint := 0;
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE idsync._natural_state_sql(reg, 'idsync_new') INTO rows_in, in1, in2;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        EXECUTE idsync._natural_state_sql(reg, 'idsync_old') INTO rows_out, out1, out2;
-    END IF;
-    IF rows_in <> rows_out OR (in1 # out1) <> 0 OR (in2 # out2) <> 0 THEN
-        INSERT INTO idsync.table_deltas (relid, hash1, hash2, row_count)
-        VALUES (TG_RELID, in1 # out1, in2 # out2, rows_in - rows_out);
-    END IF;
-    RETURN NULL;
-END $$;
-
--- Puts the content triggers that fit the table's references in place and recomputes its
--- content state when they change kind: the C trigger for plain tables, the natural one for
--- tables with translated references.
+-- Puts the content triggers that fit the table's references in place: the C trigger hashing
+-- the stored columns for plain tables; for tables with translated references the same C
+-- trigger running the natural queries generated here (kept in its arguments, so no statement
+-- pays for generating them). When the kind changes, the content state is computed afresh.
+-- Called at registration and after every ALTER TABLE of the table or of a table it references.
 CREATE FUNCTION _refresh_content_triggers(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
     by_key boolean := EXISTS (SELECT 1 FROM idsync._translated(target));
-    current_function regproc;
-    function_name text;
+    was_by_key boolean;
     args text;
     state record;
 BEGIN
-    SELECT t.tgfoid::regproc INTO current_function FROM pg_trigger t
+    SELECT t.tgnargs = 3 AND split_part(encode(t.tgargs, 'escape'), '\000', 1) = 'natural'
+    INTO was_by_key FROM pg_trigger t
     WHERE t.tgrelid = target AND t.tgname = 'idsync_content_insert';
-    function_name := CASE WHEN by_key THEN 'idsync._natural_content_trigger'
-                          ELSE 'idsync.content_trigger' END;
     -- No trigger: the table is being unregistered (its ALTER TABLE calls us).
-    IF current_function IS NULL OR current_function = function_name::regproc THEN
+    IF was_by_key IS NULL OR (NOT by_key AND NOT was_by_key) THEN
         RETURN;
     END IF;
-    args := CASE WHEN by_key THEN ''
+    args := CASE WHEN by_key
+                 THEN format('''natural'', %L, %L', idsync._natural_state_sql(reg, 'idsync_new'),
+                             idsync._natural_state_sql(reg, 'idsync_old', -1))
                  ELSE (SELECT string_agg(quote_literal(c), ', ') FROM unnest(reg.local_columns) c) END;
-    EXECUTE format('DROP TRIGGER IF EXISTS idsync_content_insert ON %1$s; '
-                   'DROP TRIGGER IF EXISTS idsync_content_update ON %1$s; '
-                   'DROP TRIGGER IF EXISTS idsync_content_delete ON %1$s; '
+    EXECUTE format('DROP TRIGGER idsync_content_insert ON %1$s; '
+                   'DROP TRIGGER idsync_content_update ON %1$s; '
+                   'DROP TRIGGER idsync_content_delete ON %1$s; '
                    'CREATE TRIGGER idsync_content_insert AFTER INSERT ON %1$s '
-                   'REFERENCING NEW TABLE AS idsync_new FOR EACH STATEMENT EXECUTE FUNCTION %2$s(%3$s); '
+                   'REFERENCING NEW TABLE AS idsync_new FOR EACH STATEMENT EXECUTE FUNCTION idsync.content_trigger(%2$s); '
                    'CREATE TRIGGER idsync_content_update AFTER UPDATE ON %1$s '
                    'REFERENCING OLD TABLE AS idsync_old NEW TABLE AS idsync_new FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION %2$s(%3$s); '
+                   'EXECUTE FUNCTION idsync.content_trigger(%2$s); '
                    'CREATE TRIGGER idsync_content_delete AFTER DELETE ON %1$s '
-                   'REFERENCING OLD TABLE AS idsync_old FOR EACH STATEMENT EXECUTE FUNCTION %2$s(%3$s)',
-                   target, function_name, args);
+                   'REFERENCING OLD TABLE AS idsync_old FOR EACH STATEMENT EXECUTE FUNCTION idsync.content_trigger(%2$s)',
+                   target, args);
+    IF by_key = was_by_key THEN
+        RETURN;
+    END IF;
     IF by_key THEN
         EXECUTE idsync._natural_state_sql(reg, target::text) INTO state;
     ELSE
@@ -311,6 +298,20 @@ BEGIN
     UPDATE idsync.tables t SET row_count = state.row_count, hash1 = state.hash1, hash2 = state.hash2
     WHERE t.relid = target;
 END $$;
+
+-- The registered tables whose natural form involves `target`: it and the tables that
+-- reference it, transitively.
+CREATE FUNCTION _dependents(target regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE d(relid) AS (
+        SELECT target::oid
+        UNION
+        SELECT c.conrelid FROM d
+        JOIN pg_constraint c ON c.confrelid = d.relid AND c.contype = 'f'
+        JOIN idsync.tables t ON t.relid = c.conrelid
+    )
+    SELECT d.relid::regclass FROM d JOIN idsync.tables t ON t.relid = d.relid
+$$;
 
 ---------------------------------------------------------------------------------------------
 -- Natural form: what arrives at a node
@@ -965,7 +966,7 @@ BEGIN
         WHERE d.classid = 'pg_class'::regclass
     LOOP
         PERFORM idsync._references(changed);
-        PERFORM idsync._refresh_content_triggers(changed);
+        PERFORM idsync._refresh_content_triggers(d) FROM idsync._dependents(changed) d;
     END LOOP;
 END $$;
 CREATE EVENT TRIGGER idsync_on_alter ON ddl_command_end

@@ -68,8 +68,11 @@ CREATE TABLE ref_a.output_notes (id bigserial PRIMARY KEY, derivation_id bigint,
     note text NOT NULL UNIQUE,
     FOREIGN KEY (derivation_id, name) REFERENCES ref_a.derivation_outputs (derivation_id, name));
 SELECT try($$SELECT idsync.replicate('ref_a.output_notes', '{note}')$$);
+CREATE TABLE ref_a.deferred (id bigserial PRIMARY KEY, note text NOT NULL UNIQUE,
+    derivation_id bigint REFERENCES ref_a.derivations DEFERRABLE INITIALLY DEFERRED);
+SELECT try($$SELECT idsync.replicate('ref_a.deferred', '{note}')$$);
 SELECT count(*) AS not_registered FROM idsync.tables
-WHERE relid::text IN ('ref_a.tree', 'ref_a.pair_child', 'ref_a.output_notes');
+WHERE relid::text IN ('ref_a.tree', 'ref_a.pair_child', 'ref_a.output_notes', 'ref_a.deferred');
 -- A registered parent keeps its registration while registered tables reference it.
 SELECT try($$SELECT idsync.unreplicate('ref_a.derivations')$$);
 -- A foreign key added later is checked the same way; the ALTER is undone.
