@@ -36,8 +36,7 @@ constexpr const char *stable_point = "SELECT idsync.stable_point()";
 constexpr const char *merge_staged =
     "SELECT received, rejected FROM idsync.merge_staged($1::regclass, "
     "'pg_temp.idsync_bulk'::regclass, $2::uuid, $3::bigint)";
-constexpr const char *create_staging =
-    "SELECT idsync.create_staging($1::regclass, 'idsync_bulk')";
+constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclass, 'idsync_bulk')";
 constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass)";
 constexpr const char *registered_tables =
     "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
