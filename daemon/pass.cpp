@@ -11,7 +11,7 @@ namespace sql {
 
 constexpr const char *local_sync_info =
     "SELECT node_id, max_point, row_count, content_hash, rejects "
-    "FROM idsync.sync_info($1::regclass)";
+    "FROM idsync.sync_info($1::regclass, $2::bigint)";
 // The peer also merges the rows that waited there for a referenced row which has arrived since
 // (a merge in another session may have brought it).
 constexpr const char *remote_sync_info =
@@ -28,16 +28,18 @@ constexpr const char *incoming_points =
 constexpr const char *next_batch =
     "SELECT count(*), coalesce(max(i.point), -1), "
     "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text "
-    "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer) i";
+    "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint) i";
 constexpr const char *merge_batch =
     "SELECT received, rejected FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid)";
 constexpr const char *merge_points = "SELECT idsync.merge_syncs($1::regclass, $2::jsonb)";
 constexpr const char *stable_point = "SELECT idsync.stable_point()";
+constexpr const char *last_point =
+    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM idsync.points";
 constexpr const char *merge_staged =
     "SELECT received, rejected FROM idsync.merge_staged($1::regclass, "
     "'pg_temp.idsync_bulk'::regclass, $2::uuid, $3::bigint)";
 constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclass, 'idsync_bulk')";
-constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass)";
+constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint)";
 constexpr const char *registered_tables =
     "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
     "', '), depth FROM idsync.replicated_tables()";
@@ -65,7 +67,8 @@ void refuse_self(const PassContext &context, const Preflight &preflight)
 Task<Preflight> preflight(PassContext &context, const TableInfo &table)
 {
     Preflight preflight;
-    PgResult local = co_await context.local.query(sql::local_sync_info, table.name);
+    PgResult local =
+        co_await context.local.query(sql::local_sync_info, table.name, std::to_string(context.cut));
     preflight.local = {local.text(0, 0), local.int64(0, 1), local.int64(0, 2), local.text(0, 3),
                        local.int64(0, 4)};
     PgResult remote =
@@ -88,14 +91,6 @@ Task<void> raise_outgoing(PassContext &context, const TableInfo &table, const st
                                  std::to_string(point));
 }
 
-// The points we have merged from other nodes, as merge_syncs takes them: passed on to the peer
-// once it has every row we have (transitive sync).
-Task<std::string> incoming_syncs(PassContext &context, const TableInfo &table)
-{
-    PgResult syncs = co_await context.local.query(sql::incoming_points, table.name);
-    co_return syncs.text(0, 0);
-}
-
 // Diff mode (Swift's _usync_db): batches of per_diff changes after the peer's point, at most
 // max_diffs of them, each merged with our node id as source so the peer's incoming point moves
 // with the rows in the same transaction.
@@ -103,7 +98,6 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
                       TableOutcome &outcome)
 {
     const Config &config = context.config;
-    std::string syncs = co_await incoming_syncs(context, table);
     int64_t point = diff_start(preflight);
     int diffs = 0;
     double started = monotonic_seconds();
@@ -111,7 +105,8 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         if (context.stopping)
             throw Stopped{};
         PgResult batch = co_await context.local.query(
-            sql::next_batch, table.name, std::to_string(point), std::to_string(config.per_diff));
+            sql::next_batch, table.name, std::to_string(point), std::to_string(config.per_diff),
+            std::to_string(context.cut));
         int64_t rows = batch.int64(0, 0);
         if (rows == 0)
             break;
@@ -140,7 +135,8 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
                            static_cast<long long>(point)));
         co_return;
     }
-    co_await context.remote.query(sql::merge_points, table.name, syncs);
+    if (context.pass_on_syncs)
+        co_await context.remote.query(sql::merge_points, table.name, table.syncs);
     co_await raise_outgoing(context, table, preflight.remote.node_id, point);
     outcome.success = true;
 }
@@ -152,13 +148,13 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
                      TableOutcome &outcome)
 {
     const Config &config = context.config;
-    std::string syncs = co_await incoming_syncs(context, table);
-    // Every change at or below the stable point is committed before the COPY's snapshot.
-    PgResult stable = co_await context.local.query(sql::stable_point);
-    int64_t point = stable.int64(0, 0);
+    // The pass's cut is a stable point: every change at or below it committed before the
+    // COPY's snapshot, so the peer has every row up to it afterwards.
+    int64_t point = context.cut;
 
     // References to local ids travel as the natural keys of the referenced rows (jsonb).
-    PgResult query = co_await context.local.query(sql::bulk_query, table.name);
+    PgResult query =
+        co_await context.local.query(sql::bulk_query, table.name, std::to_string(point));
     std::string select = query.text(0, 0);
 
     co_await context.remote.query("BEGIN");
@@ -197,7 +193,8 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
     PgResult merged = co_await context.remote.query_params(sql::merge_staged,
                                                            std::move(merge_params), merge_timeout);
-    co_await context.remote.query(sql::merge_points, table.name, syncs);
+    if (context.pass_on_syncs)
+        co_await context.remote.query(sql::merge_points, table.name, table.syncs);
     co_await context.remote.query("COMMIT");
     co_await raise_outgoing(context, table, preflight.remote.node_id, point);
     outcome.rows_sent += rows;
@@ -247,6 +244,22 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
 }
 
 } // namespace
+
+Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables)
+{
+    for (TableInfo &table : tables) {
+        PgResult syncs = co_await local.query(sql::incoming_points, table.name);
+        table.syncs = syncs.text(0, 0);
+    }
+    // Every row merged before the points were read has a point at or below `last`; the pass
+    // sends them all when the cut, read afterwards, has reached it.
+    PgResult last = co_await local.query(sql::last_point);
+    PgResult stable = co_await local.query(sql::stable_point);
+    PassStart start;
+    start.cut = stable.int64(0, 0);
+    start.pass_on_syncs = last.int64(0, 0) <= start.cut;
+    co_return start;
+}
 
 Task<std::vector<TableInfo>> list_tables(PgConnection &local)
 {

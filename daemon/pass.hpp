@@ -19,6 +19,7 @@ struct TableInfo {
     std::string name;    // schema-qualified and quoted, the same on every node
     std::string columns; // the replicated columns, quoted, comma-separated
     int depth = 0;       // 0, or 1 + the depth of the deepest registered parent
+    std::string syncs;   // our incoming points when the pass started, for merge_syncs
 };
 
 struct PassContext {
@@ -27,6 +28,13 @@ struct PassContext {
     const Config &config;
     std::string peer;     // the peer's name, for logs
     const bool &stopping; // set on SIGTERM: stop between batches, roll back a bulk copy
+    // One stable point for every table of the pass: rows are sent up to it, so a row's parents
+    // (written before it, with smaller points) reach the peer in the same pass, parents first.
+    int64_t cut;
+    // Whether the incoming points captured at the start may go to the peer (transitive sync):
+    // only when every row merged here before they were read lies at or below the cut, so the
+    // pass sends those rows too. Otherwise the peer would skip rows that nobody sent it.
+    bool pass_on_syncs;
 };
 
 struct TableOutcome {
@@ -41,6 +49,12 @@ struct TableOutcome {
     std::string error;
 };
 
+// The start of a pass: captures every table's incoming points, then reads the cut.
+struct PassStart {
+    int64_t cut = -1;
+    bool pass_on_syncs = false;
+};
+Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables);
 // The local registered tables, parents first.
 Task<std::vector<TableInfo>> list_tables(PgConnection &local);
 // Never throws: failures are in the outcome. Connections left inside a transaction or a COPY

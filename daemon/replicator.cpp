@@ -77,9 +77,13 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
     remote_->set_timeouts(config->conn_timeout, config->node_timeout);
 
     std::vector<TableInfo> tables;
+    PassStart start;
     try {
         co_await local_->connect();
         tables = co_await list_tables(*local_);
+        // The points we merged from other nodes, passed on to the peer once it has every row we
+        // have (transitive sync); then the cut of the pass.
+        start = co_await start_pass(*local_, tables);
         owner_.metrics().set_local_up(true);
     } catch (const PgError &error) {
         owner_.metrics().set_local_up(!error.connection_lost);
@@ -107,7 +111,8 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
         co_return summary;
     }
 
-    PassContext context{*local_, *remote_, *config, config_.name, stopping_};
+    PassContext context{*local_,   *remote_,           *config, config_.name, stopping_,
+                        start.cut, start.pass_on_syncs};
     for (const TableInfo &table : tables) {
         if (stopping_)
             break;

@@ -184,24 +184,31 @@ BEGIN
     RETURN format('SELECT %s FROM %s c%s', array_to_string(items, ', '), source, joins);
 END $$;
 
-CREATE FUNCTION bulk_query(target regclass) RETURNS text
+CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
 BEGIN
-    RETURN idsync._natural_select(reg, target::text, 'json');
+    RETURN idsync._natural_select(reg, target::text, 'json')
+           || CASE WHEN up_to IS NULL THEN ''
+                   ELSE format(' WHERE c.%I <= %s', reg.point_column, up_to) END;
 END $$;
-COMMENT ON FUNCTION bulk_query(regclass) IS
-'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb)';
+COMMENT ON FUNCTION bulk_query(regclass, bigint) IS
+'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to';
 
--- items_since: references in natural form. The point index is walked and cut at max_rows
--- before the referenced rows are joined.
-CREATE OR REPLACE FUNCTION _items_since(target regclass, after bigint, max_rows integer)
+-- items_since: references in natural form, and an upper bound. The point index is walked and
+-- cut at max_rows before the referenced rows are joined. `up_to` lets a sender cut every table
+-- of a pass at one point: a row is written after the rows it references, so its point is
+-- larger, and a pass that sends parents first up to one point sends every parent its children
+-- need.
+DROP FUNCTION items_since(regclass, bigint, integer);
+DROP FUNCTION _items_since(regclass, bigint, integer);
+CREATE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint)
 RETURNS TABLE (point bigint, item jsonb)
 LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    stable bigint;
+    bound bigint;
 BEGIN
     IF after IS NULL OR max_rows IS NULL THEN
         RAISE EXCEPTION 'point and max_rows must not be NULL' USING ERRCODE = '22004';
@@ -216,12 +223,12 @@ BEGIN
             USING ERRCODE = '25000',
                   DETAIL = 'Under REPEATABLE READ or SERIALIZABLE the snapshot may predate a change it would report as read.';
     END IF;
-    stable := idsync.stable_point();
+    bound := least(idsync.stable_point(), up_to);
     IF NOT EXISTS (SELECT 1 FROM idsync._translated(target)) THEN
         RETURN QUERY EXECUTE format(
             'SELECT r.%1$I, to_jsonb(r) - $4 FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 '
             'ORDER BY r.%1$I LIMIT $3', reg.point_column, target)
-        USING after, stable, max_rows, reg.local_columns::text[];
+        USING after, bound, max_rows, reg.local_columns::text[];
         RETURN;
     END IF;
     RETURN QUERY EXECUTE format(
@@ -229,8 +236,49 @@ BEGIN
         idsync._natural_select(reg, format(
             '(SELECT * FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3)',
             reg.point_column, target), 'json', format('c.%I', reg.point_column)))
-    USING after, stable, max_rows;
+    USING after, bound, max_rows;
 END $$;
+
+CREATE FUNCTION items_since(target regclass, point bigint, max_rows integer DEFAULT 1000,
+                            up_to bigint DEFAULT NULL)
+RETURNS TABLE (point bigint, item jsonb)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM idsync._items_since($1, $2, $3, $4)
+$$;
+COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint) IS
+'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys)';
+
+-- sync_info with an upper bound for max_point (the pass's cut, see items_since).
+DROP FUNCTION sync_info(regclass);
+CREATE FUNCTION sync_info(target regclass, up_to bigint DEFAULT NULL,
+                          OUT node_id uuid, OUT max_point bigint, OUT row_count bigint,
+                          OUT content_hash text, OUT rejects bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(target);
+    bound bigint;
+    pending bigint;
+BEGIN
+    node_id := idsync.node_id();
+    bound := least(idsync.stable_point(), up_to);
+    -- Keep the delta list short; only at READ COMMITTED, where folding cannot conflict.
+    SELECT count(*) INTO pending FROM idsync.table_deltas d WHERE d.relid = target;
+    IF pending >= 1000 AND current_setting('transaction_isolation') = 'read committed' THEN
+        PERFORM idsync.compact(target);
+        reg := idsync._registration(target);
+    END IF;
+    EXECUTE format('SELECT max(%1$I) FROM %2$s WHERE %1$I <= $1', reg.point_column, target)
+    INTO max_point USING bound;
+    max_point := coalesce(max_point, -1);
+    SELECT reg.row_count + coalesce(sum(d.row_count), 0),
+           lpad(to_hex(reg.hash1 # coalesce(bit_xor(d.hash1), 0)), 16, '0')
+           || lpad(to_hex(reg.hash2 # coalesce(bit_xor(d.hash2), 0)), 16, '0')
+    INTO row_count, content_hash
+    FROM idsync.table_deltas d WHERE d.relid = target;
+    SELECT count(*) INTO rejects FROM idsync.rejects r WHERE r.relid = target;
+END $$;
+COMMENT ON FUNCTION sync_info(regclass, bigint) IS
+'a sender''s preflight: node id, largest stable change point (at most up_to), row count, content hash, parked rejects';
 
 ---------------------------------------------------------------------------------------------
 -- Content hashes of tables with translated references
@@ -250,10 +298,26 @@ LANGUAGE sql STABLE AS $$
         sign, idsync._natural_select(reg, source, 'hash'))
 $$;
 
+-- The query the content trigger runs for a translated reference to `parent`: (id, the row hash
+-- of the natural key of the parent row with that id) for the ids in $1 (bigint[]), the same
+-- hash _natural_select computes for the reference.
+CREATE FUNCTION _ref_hash_query(parent regclass, parent_column name) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    joins text;
+    expr text;
+BEGIN
+    SELECT * INTO joins, expr FROM idsync._natural_key(parent, parent_column, 'c.x', 'p1', 'hash', '');
+    -- An id whose row this snapshot does not show gives no row (the trigger then raises), not
+    -- the hash of a key of NULLs.
+    RETURN format('SELECT c.x, %s FROM unnest($1::bigint[]) AS c(x)%s WHERE p1.%I IS NOT NULL',
+                  expr, joins, parent_column);
+END $$;
+
 -- Puts the content triggers that fit the table's references in place: the C trigger hashing
 -- the stored columns for plain tables; for tables with translated references the same C
--- trigger running the natural queries generated here (kept in its arguments, so no statement
--- pays for generating them). When the kind changes, the content state is computed afresh.
+-- trigger hashing each reference as the natural key it points at, with the lookup queries
+-- generated here (kept in its arguments, so no statement pays for generating them). When the kind changes, the content state is computed afresh.
 -- Called at registration and after every ALTER TABLE of the table or of a table it references.
 CREATE FUNCTION _refresh_content_triggers(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
@@ -264,17 +328,20 @@ DECLARE
     args text;
     state record;
 BEGIN
-    SELECT t.tgnargs = 3 AND split_part(encode(t.tgargs, 'escape'), '\000', 1) = 'natural'
+    SELECT split_part(encode(t.tgargs, 'escape'), '\000', 1) = 'natural'
     INTO was_by_key FROM pg_trigger t
     WHERE t.tgrelid = target AND t.tgname = 'idsync_content_insert';
     -- No trigger: the table is being unregistered (its ALTER TABLE calls us).
     IF was_by_key IS NULL OR (NOT by_key AND NOT was_by_key) THEN
         RETURN;
     END IF;
-    args := CASE WHEN by_key
-                 THEN format('''natural'', %L, %L', idsync._natural_state_sql(reg, 'idsync_new'),
-                             idsync._natural_state_sql(reg, 'idsync_old', -1))
-                 ELSE (SELECT string_agg(quote_literal(c), ', ') FROM unnest(reg.local_columns) c) END;
+    args := (SELECT string_agg(quote_literal(c), ', ') FROM unnest(reg.local_columns) c);
+    IF by_key THEN
+        args := format('''natural'', %s, ''--'', %s', args,
+                       (SELECT string_agg(format('%L, %L', t.column_name,
+                                                 idsync._ref_hash_query(t.parent, t.parent_column)), ', ')
+                        FROM idsync._translated(target) t));
+    END IF;
     EXECUTE format('DROP TRIGGER idsync_content_insert ON %1$s; '
                    'DROP TRIGGER idsync_content_update ON %1$s; '
                    'DROP TRIGGER idsync_content_delete ON %1$s; '
@@ -803,7 +870,7 @@ CREATE FUNCTION retry_waiting(target regclass) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     -- A retry merges through merge_items, which calls back here: the round in progress goes on.
-    IF current_setting('idsync.retrying')::boolean THEN
+    IF current_setting('idsync.retrying', true) = 'on' THEN
         RETURN 0;
     END IF;
     RETURN idsync._retry_round(target);
