@@ -85,7 +85,8 @@ summary() { # seconds of loading, seconds until the nodes agreed
     done
     echo "(rows given: rows the loaders passed to insert_missing and the link inserts; rows new:"
     echo " ids created and links added on that node; the rest already existed, loaded there or"
-    echo " merged from a peer first. Passes count one table to one peer.)"
+    echo " merged from a peer first. Passes count one table to one peer; rejects are rows that"
+    echo " arrived before a row they reference and waited for it, merged since.)"
 }
 
 verify() {
