@@ -24,33 +24,6 @@ struct Delta {
     int64 rows;
 };
 
-void add_rows(Tuplestorestate *rows, TupleDesc desc, const idsync::HashPlan *plan, int sign,
-              Delta *delta)
-{
-    if (rows == nullptr)
-        return;
-    TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-    MemoryContext per_row =
-        AllocSetContextCreate(CurrentMemoryContext, "idsync content row", ALLOCSET_DEFAULT_SIZES);
-    // A read pointer of our own: other triggers may read the same transition table.
-    int reader = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
-    tuplestore_select_read_pointer(rows, reader);
-    tuplestore_rescan(rows);
-    while (tuplestore_gettupleslot(rows, true, false, slot)) {
-        MemoryContext old = MemoryContextSwitchTo(per_row);
-        slot_getallattrs(slot);
-        idsync::RowHash h = idsync::hash_row(plan, slot->tts_values, slot->tts_isnull);
-        MemoryContextSwitchTo(old);
-        MemoryContextReset(per_row);
-        delta->h1 ^= h.h1;
-        delta->h2 ^= h.h2;
-        delta->rows += sign;
-    }
-    tuplestore_select_read_pointer(rows, 0);
-    MemoryContextDelete(per_row);
-    ExecDropSingleTupleTableSlot(slot);
-}
-
 // A translated reference of a table (see idsync._references): the column, and the query that
 // returns (id, row hash of the natural key) for the referenced rows whose ids are in $1.
 struct Reference {
@@ -119,9 +92,65 @@ void lookup(Reference *ref)
     }
 }
 
+// Reads a transition table from the start with a read pointer of our own: other triggers may
+// read the same table. read_done() gives the default pointer back.
+void read_from_start(Tuplestorestate *rows)
+{
+    int reader = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(rows, reader);
+    tuplestore_rescan(rows);
+}
+
+void read_done(Tuplestorestate *rows)
+{
+    tuplestore_select_read_pointer(rows, 0);
+}
+
+// XORs the hashes of the rows of a transition table into `delta`. With references, each
+// reference column is hashed as the natural-key hash of the row it points at (see lookup).
+void add_rows(Tuplestorestate *rows, Relation rel, const idsync::HashPlan *plan,
+              const Reference *refs, int nrefs, int sign, Delta *delta)
+{
+    if (rows == nullptr)
+        return;
+    TupleDesc desc = RelationGetDescr(rel);
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+    MemoryContext per_row =
+        AllocSetContextCreate(CurrentMemoryContext, "idsync content row", ALLOCSET_DEFAULT_SIZES);
+    Datum *values = idsync::work_array<Datum>(desc->natts);
+    read_from_start(rows);
+    while (tuplestore_gettupleslot(rows, true, false, slot)) {
+        MemoryContext old = MemoryContextSwitchTo(per_row);
+        slot_getallattrs(slot);
+        memcpy(values, slot->tts_values, sizeof(Datum) * desc->natts);
+        for (int r = 0; r < nrefs; r++) {
+            int at = refs[r].attnum - 1;
+            if (slot->tts_isnull[at])
+                continue;
+            int64 id = id_value(values[at], refs[r].type);
+            auto *hit = static_cast<int64 *>(
+                bsearch(&id, refs[r].ids, refs[r].nids, sizeof(int64), compare_int64));
+            if (hit == nullptr || !refs[r].found[hit - refs[r].ids])
+                ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+                                errmsg("idsync: row %lld referenced by \"%s\" not found",
+                                       static_cast<long long>(id), RelationGetRelationName(rel))));
+            values[at] = UUIDPGetDatum(&refs[r].hash[hit - refs[r].ids]);
+        }
+        idsync::RowHash h = idsync::hash_row(plan, values, slot->tts_isnull);
+        MemoryContextSwitchTo(old);
+        MemoryContextReset(per_row);
+        delta->h1 ^= h.h1;
+        delta->h2 ^= h.h2;
+        delta->rows += sign;
+    }
+    read_done(rows);
+    MemoryContextDelete(per_row);
+    ExecDropSingleTupleTableSlot(slot);
+}
+
 // Tables with translated references hash each reference as the natural key it points at: the
 // rows are read from the transition table as add_rows does, the referenced rows' key hashes come
-// from one query per reference, and the reference columns are hashed as those uuids.
+// from one query per reference, and add_rows hashes the reference columns as those uuids.
 void add_natural_rows(Tuplestorestate *rows, Relation rel, const Trigger *trigger, int sign,
                       Delta *delta)
 {
@@ -151,10 +180,7 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const Trigger *trigge
     }
 
     TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-    // A read pointer of our own: other triggers may read the same transition table.
-    int reader = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
-    tuplestore_select_read_pointer(rows, reader);
-    tuplestore_rescan(rows);
+    read_from_start(rows);
     while (tuplestore_gettupleslot(rows, true, false, slot)) {
         for (int r = 0; r < nrefs; r++) {
             bool null;
@@ -163,6 +189,8 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const Trigger *trigge
                 refs[r].ids[refs[r].nids++] = id_value(value, refs[r].type);
         }
     }
+    read_done(rows);
+    ExecDropSingleTupleTableSlot(slot);
     for (int r = 0; r < nrefs; r++)
         prepare(&refs[r]);
     SPI_connect();
@@ -170,37 +198,7 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const Trigger *trigge
         lookup(&refs[r]);
     SPI_finish();
 
-    MemoryContext per_row =
-        AllocSetContextCreate(CurrentMemoryContext, "idsync content row", ALLOCSET_DEFAULT_SIZES);
-    Datum *values = idsync::work_array<Datum>(desc->natts);
-    tuplestore_rescan(rows);
-    while (tuplestore_gettupleslot(rows, true, false, slot)) {
-        MemoryContext old = MemoryContextSwitchTo(per_row);
-        slot_getallattrs(slot);
-        memcpy(values, slot->tts_values, sizeof(Datum) * desc->natts);
-        for (int r = 0; r < nrefs; r++) {
-            int at = refs[r].attnum - 1;
-            if (slot->tts_isnull[at])
-                continue;
-            int64 id = id_value(values[at], refs[r].type);
-            auto *hit = static_cast<int64 *>(
-                bsearch(&id, refs[r].ids, refs[r].nids, sizeof(int64), compare_int64));
-            if (hit == nullptr || !refs[r].found[hit - refs[r].ids])
-                ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-                                errmsg("idsync: row %lld referenced by \"%s\" not found",
-                                       static_cast<long long>(id), RelationGetRelationName(rel))));
-            values[at] = UUIDPGetDatum(&refs[r].hash[hit - refs[r].ids]);
-        }
-        idsync::RowHash h = idsync::hash_row(plan, values, slot->tts_isnull);
-        MemoryContextSwitchTo(old);
-        MemoryContextReset(per_row);
-        delta->h1 ^= h.h1;
-        delta->h2 ^= h.h2;
-        delta->rows += sign;
-    }
-    tuplestore_select_read_pointer(rows, 0);
-    MemoryContextDelete(per_row);
-    ExecDropSingleTupleTableSlot(slot);
+    add_rows(rows, rel, plan, refs, nrefs, sign, delta);
 }
 
 SPIPlanPtr delta_insert = nullptr;
@@ -260,8 +258,8 @@ IDSYNC_FUNCTION(idsync_content_trigger)
         add_natural_rows(td->tg_newtable, rel, trigger, +1, &delta);
     } else {
         idsync::HashPlan *plan = idsync::build_hash_plan(desc, trigger->tgargs, trigger->tgnargs);
-        add_rows(td->tg_oldtable, desc, plan, -1, &delta);
-        add_rows(td->tg_newtable, desc, plan, +1, &delta);
+        add_rows(td->tg_oldtable, rel, plan, nullptr, 0, -1, &delta);
+        add_rows(td->tg_newtable, rel, plan, nullptr, 0, +1, &delta);
     }
     if (delta.h1 != 0 || delta.h2 != 0 || delta.rows != 0)
         append_delta(RelationGetRelid(rel), delta);
