@@ -1,10 +1,27 @@
-// idsync.applying: on while idsync applies remote rows (merges) or reclaims tombstones. The
-// triggers of registered tables read it to tell idsync's own writes from the application's.
-// The merge functions turn it on with a SET clause, so it is restored when they return or fail.
+// The flag that tells idsync's own writes to a registered table from the application's.
+//
+// Merges keep the versions rows come with, and reclaim deletes tombstones for good; everything
+// else is a local change. The flag is raised per table by idsync._begin_apply(), a C function
+// that checks its caller first (an administrator, or a peer role with the privileges a merge
+// needs), and lowered by idsync._end_apply() or when the (sub)transaction that raised it
+// aborts. No setting can raise it: idsync.applying is kept only so that old install scripts
+// load, and has no effect.
 #pragma once
+
+#include "pg.hpp"
 
 namespace idsync {
 
-extern bool applying;
+enum class ApplyPurpose { merge = 1, reclaim = 2 };
+
+// True while idsync applies rows to `relid` for `purpose` in this transaction.
+bool applying(Oid relid, ApplyPurpose purpose);
+
+// Lowers flags when the (sub)transaction that raised them ends; called once by _PG_init.
+void register_apply_callbacks();
+
+// The most a version may be ahead of this node's clock, in milliseconds (GUC
+// idsync.max_clock_skew).
+extern int max_clock_skew_ms;
 
 } // namespace idsync

@@ -3,13 +3,17 @@
 // It stamps each new row version with a change point, refuses updates of insert_only tables,
 // and in lww tables gives local changes a version: a hybrid logical clock per row, the later of
 // the wall clock (milliseconds << 16) and the row's previous version + 1, so a local update
-// always wins over every version this node had seen of the row. Rows that idsync itself applies
-// (idsync.applying on) keep the version they came with.
+// always wins over every version this node had seen of the row. Rows that idsync itself merges
+// (applying.hpp) keep the version they came with.
 //
-// Arguments (from idsync.replicate): mode, point column, then for lww the version column.
+// Versions are checked: one below zero or beyond this node's clock plus idsync.max_clock_skew
+// is refused with 22003 (a merge parks the row), since it would win every conflict for ever.
+//
+// The settings come from the table's registration, never from the trigger's arguments.
 #include "applying.hpp"
 #include "boundary.hpp"
 #include "change_points.hpp"
+#include "registration.hpp"
 
 namespace {
 
@@ -38,17 +42,14 @@ const TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
     Oid relid = RelationGetRelid(td->tg_relation);
     if (cached != nullptr && cached->relid == relid)
         return cached;
-    Trigger *trigger = td->tg_trigger;
-    bool lww = trigger->tgnargs >= 3 && strcmp(trigger->tgargs[0], "lww") == 0;
-    if (trigger->tgnargs < 2 || (!lww && strcmp(trigger->tgargs[0], "insert_only") != 0))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("idsync.change_trigger has unexpected arguments")));
+    const idsync::Registration *reg =
+        idsync::trigger_registration(td, fcinfo->flinfo->fn_mcxt, "idsync.change_trigger");
     auto *columns = static_cast<TriggerColumns *>(
         MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(TriggerColumns)));
     columns->relid = relid;
-    columns->lww = lww;
-    columns->point = column_number(td->tg_relation, trigger->tgargs[1]);
-    columns->version = lww ? column_number(td->tg_relation, trigger->tgargs[2]) : 0;
+    columns->lww = reg->lww;
+    columns->point = column_number(td->tg_relation, reg->point_column);
+    columns->version = reg->lww ? column_number(td->tg_relation, reg->version_column) : 0;
     fcinfo->flinfo->fn_extra = columns;
     return columns;
 }
@@ -59,6 +60,25 @@ int64 hlc_now()
     TimestampTz now = GetCurrentTimestamp();
     int64 unix_ms = now / 1000 + (int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
     return unix_ms << 16;
+}
+
+// The largest version this node accepts now: its clock plus the allowed skew.
+int64 newest_acceptable()
+{
+    return hlc_now() + ((int64)idsync::max_clock_skew_ms << 16);
+}
+
+void check_version(Relation rel, int64 version)
+{
+    if (version < 0 || version > newest_acceptable())
+        ereport(ERROR,
+                (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                 errmsg("version %lld of a row of \"%s\" is out of range",
+                        static_cast<long long>(version), RelationGetRelationName(rel)),
+                 errdetail("Versions are hybrid clock readings: at least 0 and at most this node's "
+                           "clock plus idsync.max_clock_skew (%d ms).",
+                           idsync::max_clock_skew_ms),
+                 errhint("Let idsync set the version; check the clocks of the nodes.")));
 }
 
 } // namespace
@@ -79,7 +99,8 @@ IDSYNC_FUNCTION(idsync_change_trigger)
     bool update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
     HeapTuple row = update ? td->tg_newtuple : td->tg_trigtuple;
 
-    if (update && !columns->lww && !idsync::applying)
+    bool applying = idsync::applying(columns->relid, idsync::ApplyPurpose::merge);
+    if (update && !columns->lww)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("cannot update table \"%s\": it is replicated as insert_only",
@@ -92,18 +113,29 @@ IDSYNC_FUNCTION(idsync_change_trigger)
     bool nulls[2] = {false, false};
     int nreplace = 1;
 
-    if (columns->lww && !idsync::applying) {
+    if (columns->lww) {
         bool isnull;
         Datum given = heap_getattr(row, columns->version, RelationGetDescr(rel), &isnull);
         int64 version = isnull ? 0 : DatumGetInt64(given);
-        if (update) {
-            // An explicit newer version is kept; otherwise the row's clock moves forward.
+        if (!isnull)
+            check_version(rel, version);
+        if (applying) {
+            if (isnull)
+                ereport(ERROR, (errcode(ERRCODE_NOT_NULL_VIOLATION),
+                                errmsg("a merged row of \"%s\" has no version",
+                                       RelationGetRelationName(rel))));
+        } else if (update) {
+            // An explicit newer version is kept; otherwise the row's clock moves forward. The
+            // previous version passed check_version when it was written, so +1 cannot overflow.
             bool old_null;
             Datum old =
                 heap_getattr(td->tg_trigtuple, columns->version, RelationGetDescr(rel), &old_null);
             int64 previous = old_null ? 0 : DatumGetInt64(old);
-            if (isnull || version <= previous)
+            if (isnull || version <= previous) {
+                if (previous == PG_INT64_MAX)
+                    check_version(rel, previous);
                 version = Max(hlc_now(), previous + 1);
+            }
         } else if (isnull) {
             version = hlc_now();
         }

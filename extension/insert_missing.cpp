@@ -4,6 +4,7 @@
 #include "key_locks.hpp"
 #include "key_probe.hpp"
 #include "missing_insert.hpp"
+#include "state_access.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
@@ -88,11 +89,13 @@ void check_row_security(const Batch &b)
     Datum param = PointerGetDatum(construct_array(elems, static_cast<int>(distinct), INT8OID,
                                                   sizeof(int64), true, TYPALIGN_DOUBLE));
     Oid param_type = INT8ARRAYOID;
-    char *sql =
-        psprintf("SELECT count(*) FROM %s WHERE %s = ANY($1)", t.name,
-                 quote_identifier(get_attname(RelationGetRelid(t.rel), t.id_attnum, false)));
+    char *sql = psprintf(
+        "SELECT pg_catalog.count(*) FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)", t.name,
+        quote_identifier(get_attname(RelationGetRelid(t.rel), t.id_attnum, false)));
+    int pinned = pin_search_path();
     if (SPI_execute_with_args(sql, 1, &param_type, &param, nullptr, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "idsync row security check failed");
+    unpin_search_path(pinned);
     bool isnull;
     int64 visible =
         DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

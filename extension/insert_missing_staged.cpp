@@ -7,6 +7,7 @@
 #include "boundary.hpp"
 #include "column_values.hpp"
 #include "insert_missing.hpp"
+#include "state_access.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
@@ -68,12 +69,30 @@ char *qualified_operator(Oid opno)
     return name;
 }
 
+// The staging table must be a relation rows can be read from, and the caller must be allowed to
+// read some of it: checked before it is locked.
+void check_staging_access(Oid staging)
+{
+    char kind = get_rel_relkind(staging);
+    if (kind == '\0')
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation with OID %u does not exist", staging)));
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_VIEW &&
+        kind != RELKIND_MATVIEW && kind != RELKIND_FOREIGN_TABLE)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" cannot be read as a staging table", get_rel_name(staging)),
+                        errdetail("A staging table is a table, view or materialized view.")));
+    if (pg_class_aclcheck(staging, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+        pg_attribute_aclcheck_all(staging, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
+        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), get_rel_name(staging));
+}
+
 // SELECT ord, columns FROM staging ORDER BY <the index's keys, in its order>, <every column>.
 char *build_staged_sql(const TargetTable &t, Relation staging)
 {
     StringInfoData sql;
     initStringInfo(&sql);
-    appendStringInfoString(&sql, "SELECT s.ord::int8");
+    appendStringInfoString(&sql, "SELECT s.ord::pg_catalog.int8");
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(&sql, ", s.%s", quote_identifier(t.columns[c]));
     appendStringInfo(&sql, " FROM %s s ORDER BY ",
@@ -180,14 +199,17 @@ IDSYNC_FUNCTION(idsync_insert_missing_staged)
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Oid target = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
-    Relation staging =
-        relation_open(DatumGetObjectId(required_arg(fcinfo, 1, "staging")), AccessShareLock);
+    Oid staging_id = DatumGetObjectId(required_arg(fcinfo, 1, "staging"));
+    check_staging_access(staging_id);
+    Relation staging = relation_open(staging_id, AccessShareLock);
     ArrayType *columns = PG_ARGISNULL(2) ? staging_columns(staging) : PG_GETARG_ARRAYTYPE_P(2);
     Batch b = {};
     begin_batch(b, target, columns);
     check_staging(b.target, staging);
+    int pinned = pin_search_path();
     Portal cursor = SPI_cursor_open_with_args(nullptr, build_staged_sql(b.target, staging), 0,
                                               nullptr, nullptr, nullptr, true, 0);
+    unpin_search_path(pinned);
     MemoryContext per_chunk =
         AllocSetContextCreate(b.work, "idsync staged chunk", ALLOCSET_DEFAULT_SIZES);
     MemoryContext carry_context =

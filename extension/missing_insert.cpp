@@ -1,5 +1,7 @@
 #include "missing_insert.hpp"
 
+#include "state_access.hpp"
+
 #include "work_array.hpp"
 
 namespace idsync {
@@ -17,9 +19,10 @@ char *build_insert_sql(const TargetTable &t)
     appendStringInfo(&sql, "INSERT INTO %s AS t (", t.name);
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
-    appendStringInfoString(&sql, ") SELECT * FROM unnest(");
+    // ROWS FROM: the multi-argument unnest shorthand exists only for the unqualified name.
+    appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
     for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&sql, "%s$%d", c ? ", " : "", c + 1);
+        appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
     appendStringInfo(
         &sql, ") ON CONFLICT (%s)",
         pg_get_indexdef_columns_extended(RelationGetRelid(t.index), RULE_INDEXDEF_KEYS_ONLY));
@@ -30,7 +33,7 @@ char *build_insert_sql(const TargetTable &t)
                              predicate, deparse_context_for(RelationGetRelationName(t.rel), relid),
                              false, false));
     }
-    appendStringInfo(&sql, " DO NOTHING RETURNING t.%s::int8",
+    appendStringInfo(&sql, " DO NOTHING RETURNING t.%s::pg_catalog.int8",
                      quote_identifier(get_attname(relid, t.id_attnum, false)));
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(&sql, ", t.%s", quote_identifier(t.columns[c]));
@@ -111,8 +114,13 @@ MissingInsert prepare_missing_insert(const TargetTable &t)
     Oid *argtypes = work_array<Oid>(t.ncolumns);
     for (int c = 0; c < t.ncolumns; c++)
         argtypes[c] = get_array_type(t.types[c]);
+    // Deparsed and planned with search_path pinned (the plan keeps that path for replanning);
+    // executed under the caller's, so that the table's own triggers and defaults run as after
+    // an INSERT.
+    int pinned = pin_search_path();
     char *sql = build_insert_sql(t);
     SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns, argtypes);
+    unpin_search_path(pinned);
     if (plan == nullptr)
         elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
     return MissingInsert{plan};

@@ -162,10 +162,26 @@ IDSYNC_FUNCTION(idsync_row_hash)
 IDSYNC_FUNCTION(idsync_table_hash)
 {
     Oid relid = PG_GETARG_OID(0);
-    Relation rel = table_open(relid, AccessShareLock);
+    // Kind, privilege and row-level security from the catalogs, before the table is locked: a
+    // view or sequence has no rows to scan here, and a hash over rows the caller may not see
+    // would tell their content.
+    char kind = get_rel_relkind(relid);
+    if (kind == '\0')
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation with OID %u does not exist", relid)));
+    if (kind != RELKIND_RELATION && kind != RELKIND_MATVIEW)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not a table", get_rel_name(relid)),
+                        errdetail("table_hash reads ordinary tables and materialized views.")));
     if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
-                       RelationGetRelationName(rel));
+        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), get_rel_name(relid));
+    if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("row-level security hides rows of \"%s\" from this role",
+                               get_rel_name(relid)),
+                        errdetail("A content hash covers every row."),
+                        errhint("Compute it as the table's owner or a role with BYPASSRLS.")));
+    Relation rel = table_open(relid, AccessShareLock);
     idsync::HashPlan *plan = idsync::build_hash_plan(
         RelationGetDescr(rel), PG_ARGISNULL(1) ? nullptr : PG_GETARG_ARRAYTYPE_P(1));
 

@@ -9,13 +9,23 @@ bool is_integer_type(Oid type)
     return type == INT2OID || type == INT4OID || type == INT8OID;
 }
 
-void check_table_kind(Relation rel)
+// The kind of relation and some privilege on it, from the catalogs before the table is locked:
+// a role with no rights on a table cannot make calls queue behind the locks on it.
+void check_before_lock(Oid relid)
 {
-    if (rel->rd_rel->relkind != RELKIND_RELATION)
+    char kind = get_rel_relkind(relid);
+    if (kind == '\0')
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation with OID %u does not exist", relid)));
+    if (kind != RELKIND_RELATION)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                        errmsg("\"%s\" is not a plain table", RelationGetRelationName(rel)),
+                        errmsg("\"%s\" is not a plain table", get_rel_name(relid)),
                         errdetail("idsync writes to ordinary tables only, not to views, foreign, "
                                   "partitioned or other relations.")));
+    Oid user = GetUserId();
+    if (pg_class_aclcheck(relid, user, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK &&
+        pg_attribute_aclcheck_all(relid, user, ACL_SELECT | ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
+        aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
 }
 
 void resolve_columns(TargetTable &t, ArrayType *column_names)
@@ -244,8 +254,8 @@ void prepare_key_order(TargetTable &t)
 TargetTable open_target(Oid relid, ArrayType *column_names)
 {
     TargetTable t = {};
+    check_before_lock(relid);
     t.rel = relation_open(relid, RowExclusiveLock);
-    check_table_kind(t.rel);
     t.name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(t.rel)),
                                         RelationGetRelationName(t.rel));
     resolve_columns(t, column_names);

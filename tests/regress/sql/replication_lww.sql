@@ -24,10 +24,12 @@ SELECT ver AS v0 FROM lww_a.kv WHERE k = 'a' \gset
 SELECT abs(extract(epoch FROM idsync.hlc_time(:v0) - now())) < 600 AS clock_is_wall_time;
 UPDATE lww_a.kv SET v = 'uno' WHERE k = 'a';
 SELECT ver > :v0 AS version_moved FROM lww_a.kv WHERE k = 'a';
-UPDATE lww_a.kv SET v = 'eins', ver = 9223372036854775000 WHERE k = 'a';
-SELECT ver = 9223372036854775000 AS explicit_newer_version_kept FROM lww_a.kv WHERE k = 'a';
+-- (An explicit version may be ahead of the clock by idsync.max_clock_skew at most: one minute.)
+SELECT idsync.hlc_now() + (60000::bigint << 16) AS ahead \gset
+UPDATE lww_a.kv SET v = 'eins', ver = :ahead WHERE k = 'a';
+SELECT ver = :ahead AS explicit_newer_version_kept FROM lww_a.kv WHERE k = 'a';
 UPDATE lww_a.kv SET v = 'one' WHERE k = 'a';
-SELECT ver = 9223372036854775001 AS moves_past_the_explicit_one FROM lww_a.kv WHERE k = 'a';
+SELECT ver = :ahead + 1 AS moves_past_the_explicit_one FROM lww_a.kv WHERE k = 'a';
 -- A DELETE keeps the row as a tombstone with a newer version; deleting it again changes nothing.
 SELECT ver AS vb FROM lww_a.kv WHERE k = 'b' \gset
 DELETE FROM lww_a.kv WHERE k = 'b';
@@ -38,7 +40,7 @@ SELECT idsync_point = :pb AS untouched FROM lww_a.kv WHERE k = 'b';
 SELECT try($$TRUNCATE lww_a.kv$$);
 
 -- Merges keep the newer version, whichever side holds it.
-INSERT INTO lww_b.kv (k, v, ver) VALUES ('a', 'older', 1), ('c', 'newer', 9223372036854775807);
+INSERT INTO lww_b.kv (k, v, ver) VALUES ('a', 'older', 1), ('c', 'newer', :ahead + 2);
 SELECT received, inserted, updated, unchanged, rejected
 FROM idsync.merge_items('lww_b.kv', (SELECT jsonb_agg(i) FROM idsync.items_since('lww_a.kv', 0, 100) i));
 SELECT k, v, gone FROM lww_b.kv ORDER BY k;

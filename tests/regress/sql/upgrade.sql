@@ -21,7 +21,7 @@ INSERT INTO upg.derivations (file_name) VALUES ('a.drv'), ('b.drv');
 INSERT INTO upg.derivation_outputs (derivation_id, name, path) SELECT id, 'out', '/p' FROM upg.derivations;
 SELECT item FROM idsync.items_since('upg.derivation_outputs', -1) ORDER BY point LIMIT 1;
 SET client_min_messages = notice;
-ALTER EXTENSION idsync UPDATE TO '0.4.0';
+ALTER EXTENSION idsync UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'idsync';
 SELECT item FROM idsync.items_since('upg.derivation_outputs', -1) ORDER BY point LIMIT 1;
 SELECT try($$SELECT * FROM idsync.items_since('upg.orphan', -1)$$);

@@ -1,0 +1,104 @@
+#include "applying.hpp"
+
+#include "boundary.hpp"
+#include "state_access.hpp"
+
+namespace idsync {
+
+int max_clock_skew_ms = 10 * 60 * 1000;
+
+namespace {
+
+struct ApplyFlag {
+    Oid relid;
+    ApplyPurpose purpose;
+    int level; // transaction nest level that raised it
+};
+
+// Merges nest (a merge wakes the rows waiting in the tables that reference its table), never
+// deeply: the depth of natural keys bounds them.
+constexpr int kMaxFlags = 64;
+ApplyFlag flags[kMaxFlags];
+int nflags = 0;
+
+void on_xact(XactEvent event, void *)
+{
+    nflags = 0;
+}
+
+void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+{
+    if (event != SUBXACT_EVENT_ABORT_SUB)
+        return;
+    int level = GetCurrentTransactionNestLevel();
+    while (nflags > 0 && flags[nflags - 1].level >= level)
+        nflags--;
+}
+
+ApplyPurpose parse_purpose(text *purpose)
+{
+    char *name = text_to_cstring(purpose);
+    if (strcmp(name, "merge") == 0)
+        return ApplyPurpose::merge;
+    if (strcmp(name, "reclaim") == 0)
+        return ApplyPurpose::reclaim;
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("unknown apply purpose \"%s\"", name)));
+    pg_unreachable();
+}
+
+} // namespace
+
+bool applying(Oid relid, ApplyPurpose purpose)
+{
+    for (int i = 0; i < nflags; i++)
+        if (flags[i].relid == relid && flags[i].purpose == purpose)
+            return true;
+    return false;
+}
+
+void register_apply_callbacks()
+{
+    RegisterXactCallback(on_xact, nullptr);
+    RegisterSubXactCallback(on_subxact, nullptr);
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+// idsync._begin_apply(target regclass, source uuid, purpose text): raises the flag for target.
+IDSYNC_FUNCTION(idsync_begin_apply)
+{
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("target and purpose must not be NULL")));
+    Oid relid = PG_GETARG_OID(0);
+    ApplyPurpose purpose = parse_purpose(PG_GETARG_TEXT_PP(2));
+    bool lww = require_registered(relid) == kLww;
+    if (purpose == ApplyPurpose::merge) {
+        require_merge_rights(relid, PG_ARGISNULL(1) ? nullptr : PG_GETARG_UUID_P(1), lww);
+    } else {
+        require(caller_roles().admin, "only idsync administrators reclaim");
+        require_owner(relid);
+    }
+    if (nflags == kMaxFlags)
+        ereport(ERROR,
+                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("idsync merges nest too deeply")));
+    flags[nflags++] = {relid, purpose, GetCurrentTransactionNestLevel()};
+    PG_RETURN_VOID();
+}
+
+// idsync._end_apply(target regclass): lowers the newest flag raised for target.
+IDSYNC_FUNCTION(idsync_end_apply)
+{
+    Oid relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+    for (int i = nflags - 1; i >= 0; i--) {
+        if (flags[i].relid != relid)
+            continue;
+        memmove(&flags[i], &flags[i + 1], sizeof(ApplyFlag) * (nflags - i - 1));
+        nflags--;
+        break;
+    }
+    PG_RETURN_VOID();
+}

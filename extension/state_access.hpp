@@ -1,0 +1,67 @@
+// Access to idsync's own tables from C, and who the caller is.
+//
+// Only the owner of idsync's tables (the extension's owner) writes them. The functions that
+// change replication state are C functions that are not SECURITY DEFINER: they see the real
+// caller (GetUserId()), check what that role may do, and only then run a fixed statement as
+// the owner inside an OwnerScope. Every statement idsync runs through SPI runs with
+// search_path pinned to pg_catalog, pg_temp.
+#pragma once
+
+#include "pg.hpp"
+
+namespace idsync {
+
+// A relation's schema-qualified, quoted name for messages ("with OID n" when it is gone).
+const char *relid_name(Oid relid);
+
+// The role that owns idsync's tables.
+Oid state_owner();
+
+// While open, the current user is state_owner() (a local change, as in PostgreSQL's own RI
+// triggers) and search_path is pinned. An error that escapes restores both at (sub)transaction
+// abort; leave_owner_scope restores them on the normal path.
+struct OwnerScope {
+    Oid saved_user;
+    int saved_context;
+    int guc_level;
+};
+OwnerScope enter_owner_scope();
+void leave_owner_scope(const OwnerScope &scope);
+
+// Pins search_path to "pg_catalog, pg_temp" for SQL that idsync runs as the current user;
+// unpin_search_path(level) restores the caller's.
+int pin_search_path();
+void unpin_search_path(int level);
+
+// Runs one fixed statement as the owner (inside its own SPI connection) and returns the number
+// of rows it processed. `nulls` as SPI takes them (' ' or 'n'), or nullptr.
+uint64 exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls);
+
+// What the calling role is to idsync (idsync.roles, README "Security model").
+struct CallerRoles {
+    bool admin;     // the extension's owner (or a role with its privileges), or granted admin
+    bool daemon;    // granted daemon: the local role of idsyncd
+    bool peer;      // granted peer: the role a remote idsyncd logs in as
+    pg_uuid_t node; // the node a peer role speaks for
+};
+CallerRoles caller_roles();
+
+// ERROR 42501 unless the caller owns `relid`.
+void require_owner(Oid relid);
+
+// How `relid` is registered: kNotRegistered, kInsertOnly or kLww.
+constexpr int kNotRegistered = 0, kInsertOnly = 1, kLww = 2;
+int registration_mode(Oid relid);
+
+// ERROR 55000 unless `relid` is registered; returns its mode.
+int require_registered(Oid relid);
+
+// ERROR 42501 unless the caller may merge rows into `relid`, in the name of `source` when
+// given: administrators may; a peer role may when it speaks for `source` and holds SELECT and
+// INSERT (and UPDATE for lww) on the table.
+void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww);
+
+// ERROR 42501 with `what` unless `ok`.
+void require(bool ok, const char *what);
+
+} // namespace idsync
