@@ -752,9 +752,9 @@ BEGIN
     FOR fn IN SELECT idsync._kind_functions(kind) LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, role);
     END LOOP;
-    INSERT INTO idsync.roles (role_name, kind, node_id)
-    VALUES ((SELECT rolname FROM pg_roles WHERE oid = role), kind, node)
-    ON CONFLICT (role_name, kind) DO UPDATE SET node_id = excluded.node_id, granted_at = now();
+    INSERT INTO idsync.roles AS r (role_name, kind, node_id)
+    VALUES ((SELECT rolname FROM pg_roles WHERE oid = role), _grant_kind.kind, node)
+    ON CONFLICT ON CONSTRAINT roles_pkey DO UPDATE SET node_id = excluded.node_id, granted_at = now();
 END $$;
 
 CREATE FUNCTION grant_admin(role regrole) RETURNS void
