@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -665,6 +666,32 @@ bool parse_config(const std::string &text, const std::string &name, Config &conf
     return errors.size() == parse.first_error;
 }
 
+bool dsn_has_password(const std::string &dsn)
+{
+    char *message = nullptr;
+    PQconninfoOption *options = PQconninfoParse(dsn.c_str(), &message);
+    if (!options) {
+        PQfreemem(message);
+        return false;
+    }
+    bool found = false;
+    for (PQconninfoOption *option = options; option->keyword; option++)
+        if (strcmp(option->keyword, "password") == 0 && option->val && *option->val)
+            found = true;
+    PQconninfoFree(options);
+    return found;
+}
+
+std::string check_file_mode(unsigned mode, bool holds_password)
+{
+    if (!holds_password || (mode & 077) == 0)
+        return "";
+    char octal[8];
+    snprintf(octal, sizeof octal, "%04o", mode & 07777);
+    return std::string("holds a password, and group or others have access to it (mode ") + octal +
+           "): chmod 600 it, or keep the password in ~/.pgpass";
+}
+
 bool load_config(const std::string &path, Config &config, std::vector<ConfigError> &errors)
 {
     std::string text;
@@ -674,7 +701,21 @@ bool load_config(const std::string &path, Config &config, std::vector<ConfigErro
         return false;
     }
     config.path = path;
-    return parse_config(text, path, config, errors);
+    if (!parse_config(text, path, config, errors))
+        return false;
+    // As libpq refuses a .pgpass that others can read: a password here is as secret.
+    bool holds_password = dsn_has_password(config.local_dsn);
+    for (const PeerConfig &peer : config.peers)
+        holds_password = holds_password || dsn_has_password(peer.dsn);
+    struct stat info;
+    if (stat(path.c_str(), &info) == 0) {
+        std::string refused = check_file_mode(info.st_mode, holds_password);
+        if (!refused.empty()) {
+            errors.push_back({path, 0, refused});
+            return false;
+        }
+    }
+    return true;
 }
 
 std::string describe_config(const Config &config)

@@ -48,6 +48,12 @@ bool parse_config(const std::string &text, const std::string &name, Config &conf
                   std::vector<ConfigError> &errors);
 // Reads the file at `path`, then parse_config.
 bool load_config(const std::string &path, Config &config, std::vector<ConfigError> &errors);
+
+// Whether a connection string holds a password.
+bool dsn_has_password(const std::string &dsn);
+// Why a config file with this mode cannot be used (as libpq refuses such a .pgpass): a file
+// that holds a password must not be open to group or others. Empty when it may be used.
+std::string check_file_mode(unsigned mode, bool holds_password);
 // A short human summary of a valid configuration for --check-config (no DSN, no password).
 std::string describe_config(const Config &config);
 // Parses "host:port", "[v6]:port" or "off"; returns an error message or "".

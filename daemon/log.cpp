@@ -9,6 +9,30 @@ namespace {
 
 bool verbose_enabled = false;
 
+} // namespace
+
+std::string escape_log_text(const std::string &text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c == '\n') {
+            out += "\n    "; // a continuation line: nobody can forge a line of its own
+        } else if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\n'))
+        out.pop_back();
+    return out;
+}
+
+namespace {
+
 void write_line(const char *level, const std::string &message)
 {
     timeval now;
@@ -18,7 +42,7 @@ void write_line(const char *level, const std::string &message)
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &local);
     fprintf(stderr, "%s.%03d idsyncd %s: %s\n", stamp, static_cast<int>(now.tv_usec / 1000), level,
-            message.c_str());
+            escape_log_text(message).c_str());
     fflush(stderr);
 }
 

@@ -81,6 +81,10 @@ const PairCounter pair_counters[] = {
      &PairStats::diff_capped},
     {"idsyncd_rows_sent_total", "Rows sent to the peer.", &PairStats::rows_sent},
     {"idsyncd_rejects_total", "Rows the peer parked in idsync.rejects.", &PairStats::rejects},
+    {"idsyncd_sync_points_corrected_total",
+     "Times the peer's sync point for this node was beyond any point this node issued, and was "
+     "lowered.",
+     &PairStats::corrected_points},
 };
 
 // One metric family over every (peer, table) pair; `value` returns nothing to leave a pair out.

@@ -33,6 +33,8 @@ constexpr const char *merge_batch =
     "SELECT received, rejected FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid)";
 constexpr const char *merge_points = "SELECT idsync.merge_syncs($1::regclass, $2::jsonb)";
 constexpr const char *stable_point = "SELECT idsync.stable_point()";
+constexpr const char *correct_point =
+    "SELECT idsync.correct_sync($1::regclass, $2::uuid, $3::bigint)";
 constexpr const char *last_point =
     "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM idsync.points";
 constexpr const char *merge_staged =
@@ -81,6 +83,32 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
         co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
     preflight.local_outgoing = outgoing.int64(0, 0);
     co_return preflight;
+}
+
+// A peer's incoming point for us beyond every point we issued did not come from us: another
+// node passed it on (transitive sync) or someone with the peer's rights set it, and obeyed, it
+// would make us skip our rows for good. Lowered on the peer to what we know we pushed (a lower
+// point only costs a resend), logged and counted. The sequence is read again first: rows sent
+// by a concurrent pass to another peer may have travelled on since our pass started.
+Task<void> correct_forged_point(PassContext &context, const TableInfo &table, Preflight &preflight,
+                                TableOutcome &outcome)
+{
+    if (preflight.remote_point <= context.last_issued)
+        co_return;
+    PgResult last = co_await context.local.query(sql::last_point);
+    int64_t issued = last.int64(0, 0);
+    if (preflight.remote_point <= issued)
+        co_return;
+    int64_t corrected = std::min(preflight.local_outgoing, issued);
+    co_await context.remote.query(sql::correct_point, table.name, preflight.local.node_id,
+                                  std::to_string(corrected));
+    log_warning(strprintf("%s on %s: its sync point for this node was %lld, beyond the last point "
+                          "this node issued (%lld); corrected to %lld",
+                          table.name.c_str(), context.peer.c_str(),
+                          static_cast<long long>(preflight.remote_point),
+                          static_cast<long long>(issued), static_cast<long long>(corrected)));
+    preflight.remote_point = corrected;
+    outcome.corrected_points++;
 }
 
 // Our outgoing sync point for the peer, raised to `point`.
@@ -212,6 +240,7 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
     co_await context.local.connect();
     co_await context.remote.connect();
     Preflight state = co_await preflight(context, table);
+    co_await correct_forged_point(context, table, state, outcome);
     outcome.mode = choose_mode(state, {context.config.per_diff, context.config.bulk_ratio});
     outcome.lag = std::max<int64_t>(0, state.local.max_point - diff_start(state));
     log_debug(strprintf("%s to %s: %s (local max %lld, peer has %lld, peer max %lld)",
@@ -256,6 +285,7 @@ Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables)
     PgResult last = co_await local.query(sql::last_point);
     PgResult stable = co_await local.query(sql::stable_point);
     PassStart start;
+    start.last_issued = last.int64(0, 0);
     start.cut = stable.int64(0, 0);
     start.pass_on_syncs = last.int64(0, 0) <= start.cut;
     co_return start;

@@ -35,6 +35,10 @@ struct PassContext {
     // only when every row merged here before they were read lies at or below the cut, so the
     // pass sends those rows too. Otherwise the peer would skip rows that nobody sent it.
     bool pass_on_syncs;
+    // The largest change point this node had issued when the pass started. A peer's incoming
+    // point for us beyond every point we ever issued was raised by someone else (a peer passing
+    // on points may lie): it is corrected, not obeyed.
+    int64_t last_issued;
 };
 
 struct TableOutcome {
@@ -45,6 +49,7 @@ struct TableOutcome {
     bool stopped = false;         // interrupted by shutdown
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;
+    uint64_t corrected_points = 0; // the peer's point for us was beyond anything we issued
     int64_t lag = -1; // local max point minus the point the peer has reached; -1 unknown
     std::string error;
 };
@@ -53,6 +58,7 @@ struct TableOutcome {
 struct PassStart {
     int64_t cut = -1;
     bool pass_on_syncs = false;
+    int64_t last_issued = 0;
 };
 Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables);
 // The local registered tables, parents first.

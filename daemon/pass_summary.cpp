@@ -20,6 +20,7 @@ void PassSummary::add(const PassSummary &other)
     diff_capped += other.diff_capped;
     rows_sent += other.rows_sent;
     rejects += other.rejects;
+    corrected_points += other.corrected_points;
     unreachable = unreachable || other.unreachable;
 }
 

@@ -36,6 +36,7 @@ template <typename Counts> void count_outcome(Counts &counts, const TableOutcome
         counts.diff_capped++;
     counts.rows_sent += outcome.rows_sent;
     counts.rejects += outcome.rejects;
+    counts.corrected_points += outcome.corrected_points;
 }
 
 struct PassSummary {
@@ -49,6 +50,7 @@ struct PassSummary {
     int diff_capped = 0;
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;
+    uint64_t corrected_points = 0;
     double seconds = 0;
     bool unreachable = false; // the peer or the local database could not be reached
 

@@ -111,8 +111,14 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
         co_return summary;
     }
 
-    PassContext context{*local_,   *remote_,           *config, config_.name, stopping_,
-                        start.cut, start.pass_on_syncs};
+    PassContext context{*local_,
+                        *remote_,
+                        *config,
+                        config_.name,
+                        stopping_,
+                        start.cut,
+                        start.pass_on_syncs,
+                        start.last_issued};
     for (const TableInfo &table : tables) {
         if (stopping_)
             break;

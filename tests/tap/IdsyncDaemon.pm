@@ -55,6 +55,7 @@ sub write_config {
     open my $fh, '>', $path or die "$path: $!";
     print $fh $text;
     close $fh;
+    chmod 0600, $path;    # it may hold a password: idsyncd refuses it open to others
     return $path;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -466,6 +467,46 @@ START_TEST(load_config_reports_an_unreadable_file)
 }
 END_TEST
 
+// A file holding a password that group or others may open is refused, as libpq refuses such
+// a .pgpass; without a password, or with mode 600, it loads.
+START_TEST(load_config_refuses_a_password_others_can_read)
+{
+    char path[] = "/tmp/idsyncd-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    std::string text = "[idsyncd]\nlocal = dbname=a password=secret\n";
+    ck_assert_int_eq(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    close(fd);
+    Config config;
+    std::vector<ConfigError> errors;
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    ck_assert(!load_config(path, config, errors));
+    ck_assert_int_eq(errors.size(), 1);
+    ck_assert(errors[0].str().find("mode 0644") != std::string::npos);
+    ck_assert(errors[0].str().find("secret") == std::string::npos);
+    errors.clear();
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    bool ok = load_config(path, config, errors);
+    unlink(path);
+    ck_assert_msg(ok, "%s", errors.empty() ? "" : errors[0].str().c_str());
+}
+END_TEST
+
+START_TEST(file_mode_rule)
+{
+    ck_assert(check_file_mode(0100644, false).empty());
+    ck_assert(check_file_mode(0100600, true).empty());
+    ck_assert(check_file_mode(0100400, true).empty());
+    ck_assert(!check_file_mode(0100640, true).empty());
+    ck_assert(!check_file_mode(0100604, true).empty());
+    ck_assert(!check_file_mode(0100620, true).empty());
+    ck_assert(dsn_has_password("host=a password=x"));
+    ck_assert(dsn_has_password("postgresql://u:pw@h/db"));
+    ck_assert(!dsn_has_password("host=a user=b"));
+    ck_assert(!dsn_has_password("not a dsn ="));
+}
+END_TEST
+
 Suite *config_suite()
 {
     Suite *suite = suite_create("config");
@@ -505,6 +546,8 @@ Suite *config_suite()
     TCase *files = tcase_create("load_config");
     tcase_add_test(files, load_config_reads_a_file_and_sets_its_path);
     tcase_add_test(files, load_config_reports_an_unreadable_file);
+    tcase_add_test(files, load_config_refuses_a_password_others_can_read);
+    tcase_add_test(files, file_mode_rule);
     suite_add_tcase(suite, files);
     return suite;
 }

@@ -8,3 +8,4 @@ Suite *mode_suite();
 Suite *backoff_suite();
 Suite *metrics_suite();
 Suite *http_suite();
+Suite *log_suite();
