@@ -832,9 +832,19 @@ DROP FUNCTION _tombstone_trigger();
 -- Every function pins search_path; EXECUTE for PUBLIC on the application API only
 ---------------------------------------------------------------------------------------------
 
+-- The clock functions, default of every version column (inlined into the writer's INSERT):
+-- their bodies are parsed here, with the path of this script, never again.
+CREATE OR REPLACE FUNCTION hlc_now() RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN (pg_catalog.floor(EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint) << 16;
+CREATE OR REPLACE FUNCTION hlc_time(version bigint) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT
+RETURN pg_catalog.to_timestamp((version >> 16) / 1000.0);
+
 -- Except insert_missing and its two siblings, which plan their SQL with the path pinned but
 -- run it with the caller's, so that the target's own triggers and defaults behave as after an
--- INSERT; and the two row triggers, which pin it inside, only around the SQL they run.
+-- INSERT; the two row triggers, which pin it inside, only around the SQL they run; row_hash,
+-- which runs no SQL and is called once per row of a merge; and the clock functions above.
 DO $$
 DECLARE
     fn regprocedure;
@@ -842,7 +852,8 @@ BEGIN
     FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'idsync'::regnamespace
                 AND p.proname NOT IN ('insert_missing', 'insert_missing_sets', 'insert_missing_staged',
-                                      'change_trigger', 'tombstone_trigger') LOOP
+                                      'change_trigger', 'tombstone_trigger', 'row_hash',
+                                      'hlc_now', 'hlc_time') LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', fn);
     END LOOP;
 END $$;

@@ -13,6 +13,21 @@ SELECT idsync.replicate('sec.kv', '{k}', 'lww');
 INSERT INTO sec.pkg (name, size) VALUES ('gcc', 10);
 INSERT INTO sec.kv (k, v) VALUES ('a', 'one');
 
+-- The model in the catalog: the functions that run without search_path pinned by a SET clause
+-- (README says why each), the ones PUBLIC may execute, and the SECURITY DEFINER ones.
+SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
+WHERE p.pronamespace = 'idsync'::regnamespace
+  AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+ORDER BY 1::text;
+SELECT p.oid::regprocedure AS public_api FROM pg_proc p
+WHERE p.pronamespace = 'idsync'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
+ORDER BY 1::text;
+SELECT p.oid::regprocedure AS security_definer FROM pg_proc p
+WHERE p.pronamespace = 'idsync'::regnamespace AND p.prosecdef ORDER BY 1::text;
+SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_reads,
+       has_table_privilege('public', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS public_writes
+FROM pg_class c WHERE c.relnamespace = 'idsync'::regnamespace AND c.relkind IN ('r', 'S') ORDER BY 1;
+
 -- The kinds of role, set up as the README says.
 CREATE ROLE idsync_sec_app;
 CREATE ROLE idsync_sec_peer;
