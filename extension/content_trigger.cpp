@@ -202,16 +202,34 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
     add_rows(rows, rel, plan, refs, nrefs, sign, delta);
 }
 
+SPIPlanPtr delta_insert = nullptr;
+
 // Appends the delta as the owner of idsync.table_deltas: writers of a registered table need
-// no privilege on idsync's own tables.
+// no privilege on idsync's own tables. The statement is planned once per backend (with
+// search_path pinned; a replan keeps that path).
 void append_delta(Oid relid, const Delta &delta)
 {
-    Oid types[4] = {OIDOID, INT8OID, INT8OID, INT8OID};
+    idsync::OwnerScope scope = idsync::enter_owner_identity();
+    SPI_connect();
+    if (delta_insert == nullptr) {
+        Oid types[4] = {OIDOID, INT8OID, INT8OID, INT8OID};
+        int pinned = idsync::pin_search_path();
+        SPIPlanPtr plan = SPI_prepare("INSERT INTO idsync.table_deltas (relid, hash1, hash2, "
+                                      "row_count) VALUES ($1, $2, $3, $4)",
+                                      4, types);
+        if (plan == nullptr)
+            elog(ERROR, "idsync: preparing the delta insert failed: %s",
+                 SPI_result_code_string(SPI_result));
+        idsync::unpin_search_path(pinned);
+        SPI_keepplan(plan);
+        delta_insert = plan;
+    }
     Datum values[4] = {ObjectIdGetDatum(relid), Int64GetDatum((int64)delta.h1),
                        Int64GetDatum((int64)delta.h2), Int64GetDatum(delta.rows)};
-    idsync::exec_as_owner("INSERT INTO idsync.table_deltas (relid, hash1, hash2, row_count) "
-                          "VALUES ($1, $2, $3, $4)",
-                          4, types, values, nullptr);
+    if (SPI_execute_plan(delta_insert, values, nullptr, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "idsync: appending a content delta failed");
+    SPI_finish();
+    idsync::leave_owner_scope(scope);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 // The shared library's identity and its settings.
 #include "applying.hpp"
 #include "pg.hpp"
+#include "registration.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -39,4 +40,5 @@ void _PG_init(void)
         nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("idsync");
     idsync::register_apply_callbacks();
+    idsync::register_registration_cache();
 }

@@ -7,81 +7,198 @@ namespace idsync {
 
 namespace {
 
-// A text[] column of the current SPI row as C strings in `context`.
-int text_array(HeapTuple row, TupleDesc desc, int column, MemoryContext context, char ***out)
+// The value of column `name` of a row of idsync.tables; nullptr when the column is NULL or
+// does not exist (a schema older than the library).
+const Datum *column(HeapTuple row, TupleDesc desc, Oid tables, const char *name, Datum *value)
 {
+    AttrNumber attnum = get_attnum(tables, name);
+    if (attnum == InvalidAttrNumber)
+        return nullptr;
     bool isnull;
-    Datum value = SPI_getbinval(row, desc, column, &isnull);
+    *value = heap_getattr(row, attnum, desc, &isnull);
+    return isnull ? nullptr : value;
+}
+
+char *text_column(HeapTuple row, TupleDesc desc, Oid tables, const char *name,
+                  MemoryContext context)
+{
+    Datum value;
+    if (column(row, desc, tables, name, &value) == nullptr)
+        return nullptr;
+    Oid type = TupleDescAttr(desc, get_attnum(tables, name) - 1)->atttypid;
+    const char *string =
+        type == NAMEOID ? NameStr(*DatumGetName(value)) : TextDatumGetCString(value);
+    return MemoryContextStrdup(context, string);
+}
+
+// A name[] or text[] column as C strings in `context`; returns how many.
+int array_column(HeapTuple row, TupleDesc desc, Oid tables, const char *name, MemoryContext context,
+                 char ***out)
+{
     *out = nullptr;
-    if (isnull)
+    Datum value;
+    if (column(row, desc, tables, name, &value) == nullptr)
         return 0;
+    ArrayType *array = DatumGetArrayTypeP(value);
+    Oid element = ARR_ELEMTYPE(array);
+    int16 typlen;
+    bool byval;
+    char align;
+    get_typlenbyvalalign(element, &typlen, &byval, &align);
     Datum *elems;
     bool *nulls;
     int n;
-    deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
-                      &n);
+    deconstruct_array(array, element, typlen, byval, align, &elems, &nulls, &n);
     *out = static_cast<char **>(MemoryContextAllocZero(context, sizeof(char *) * Max(n, 1)));
     for (int i = 0; i < n; i++)
-        (*out)[i] =
-            nulls[i] ? nullptr : MemoryContextStrdup(context, TextDatumGetCString(elems[i]));
+        if (!nulls[i])
+            (*out)[i] =
+                MemoryContextStrdup(context, element == NAMEOID ? NameStr(*DatumGetName(elems[i]))
+                                                                : TextDatumGetCString(elems[i]));
     return n;
 }
 
-char *text_value(HeapTuple row, TupleDesc desc, int column, MemoryContext context)
+// The registrations read so far, each in a context of its own under CacheMemoryContext.
+struct CacheEntry {
+    Oid relid; // hash key
+    Registration *reg;
+    MemoryContext context;
+};
+HTAB *cache = nullptr;
+
+void forget_entry(CacheEntry *entry)
 {
-    char *value = SPI_getvalue(row, desc, column);
-    return value == nullptr ? nullptr : MemoryContextStrdup(context, value);
+    MemoryContextDelete(entry->context);
+    hash_search(cache, &entry->relid, HASH_REMOVE, nullptr);
+}
+
+void on_relcache_invalidation(Datum, Oid relid)
+{
+    if (cache == nullptr)
+        return;
+    if (OidIsValid(relid)) {
+        auto *entry = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
+        if (entry != nullptr)
+            forget_entry(entry);
+        return;
+    }
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, cache);
+    while (auto *entry = static_cast<CacheEntry *>(hash_seq_search(&status)))
+        forget_entry(entry);
+}
+
+char **copy_strings(char **strings, int n, MemoryContext context)
+{
+    if (strings == nullptr)
+        return nullptr;
+    auto **out = static_cast<char **>(MemoryContextAllocZero(context, sizeof(char *) * Max(n, 1)));
+    for (int i = 0; i < n; i++)
+        out[i] = strings[i] == nullptr ? nullptr : MemoryContextStrdup(context, strings[i]);
+    return out;
+}
+
+const char *copy_string(const char *string, MemoryContext context)
+{
+    return string == nullptr ? nullptr : MemoryContextStrdup(context, string);
+}
+
+Registration *copy_registration(const Registration *reg, MemoryContext context)
+{
+    auto *copy = static_cast<Registration *>(MemoryContextAlloc(context, sizeof(Registration)));
+    *copy = *reg;
+    copy->point_column = copy_string(reg->point_column, context);
+    copy->version_column = copy_string(reg->version_column, context);
+    copy->tombstone_column = copy_string(reg->tombstone_column, context);
+    copy->local_columns = copy_strings(reg->local_columns, reg->nlocal, context);
+    copy->reference_columns = copy_strings(reg->reference_columns, reg->nreferences, context);
+    copy->reference_queries = copy_strings(reg->reference_queries, reg->nreferences, context);
+    return copy;
+}
+
+// Read straight from idsync.tables through its primary key, with a fresh snapshot (as catalog
+// lookups are): no SQL is parsed for it.
+Registration *read_registration(Oid relid, MemoryContext context)
+{
+    Oid nsp = get_namespace_oid("idsync", false);
+    Oid tables = get_relname_relid("tables", nsp);
+    Oid pkey = get_relname_relid("tables_pkey", nsp);
+    if (!OidIsValid(tables) || !OidIsValid(pkey))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("idsync.tables does not exist"),
+                        errhint("Update the extension: ALTER EXTENSION idsync UPDATE.")));
+    Relation rel = table_open(tables, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    SysScanDesc scan = systable_beginscan(rel, pkey, true, snapshot, 1, &key);
+    Registration *reg = nullptr;
+    HeapTuple row = systable_getnext(scan);
+    if (HeapTupleIsValid(row)) {
+        reg = static_cast<Registration *>(MemoryContextAllocZero(context, sizeof(Registration)));
+        reg->relid = relid;
+        char *mode = text_column(row, desc, tables, "mode", context);
+        reg->lww = mode != nullptr && strcmp(mode, "lww") == 0;
+        reg->point_column = text_column(row, desc, tables, "point_column", context);
+        reg->version_column = text_column(row, desc, tables, "version_column", context);
+        reg->tombstone_column = text_column(row, desc, tables, "tombstone_column", context);
+        reg->nlocal =
+            array_column(row, desc, tables, "local_columns", context, &reg->local_columns);
+        // Before ALTER EXTENSION idsync UPDATE to 0.5.0 (the library is newer than the schema)
+        // there are no reference queries: tables with references refuse writes until the
+        // update (content_trigger.cpp), since their old triggers kept SQL in their arguments.
+        reg->schema_outdated = get_attnum(tables, "reference_columns") == InvalidAttrNumber;
+        int ncolumns =
+            array_column(row, desc, tables, "reference_columns", context, &reg->reference_columns);
+        int nqueries =
+            array_column(row, desc, tables, "reference_queries", context, &reg->reference_queries);
+        reg->nreferences = Min(ncolumns, nqueries);
+    }
+    systable_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, AccessShareLock);
+    return reg;
 }
 
 } // namespace
 
 const Registration *load_registration(Oid relid, MemoryContext context)
 {
-    Oid type = OIDOID;
-    Datum arg = ObjectIdGetDatum(relid);
-    Registration *reg = nullptr;
-    // Before ALTER EXTENSION idsync UPDATE to 0.5.0 (the library is newer than the schema):
-    // no reference queries yet. Tables with references refuse writes until the update
-    // (add_natural_rows), since their old triggers kept SQL in their arguments.
-    Oid tables = get_relname_relid("tables", get_namespace_oid("idsync", false));
-    bool has_references = get_attnum(tables, "reference_columns") != InvalidAttrNumber;
-    const char *sql =
-        has_references
-            ? "SELECT t.mode, t.point_column::pg_catalog.text, t.version_column::pg_catalog.text, "
-              "t.tombstone_column::pg_catalog.text, t.local_columns::pg_catalog.text[], "
-              "t.reference_columns::pg_catalog.text[], t.reference_queries "
-              "FROM idsync.tables t WHERE t.relid OPERATOR(pg_catalog.=) "
-              "$1::pg_catalog.oid::pg_catalog.regclass"
-            : "SELECT t.mode, t.point_column::pg_catalog.text, t.version_column::pg_catalog.text, "
-              "t.tombstone_column::pg_catalog.text, t.local_columns::pg_catalog.text[], "
-              "NULL::pg_catalog.text[], NULL::pg_catalog.text[] "
-              "FROM idsync.tables t WHERE t.relid OPERATOR(pg_catalog.=) "
-              "$1::pg_catalog.oid::pg_catalog.regclass";
-
-    OwnerScope scope = enter_owner_scope();
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "idsync could not connect to SPI");
-    if (SPI_execute_with_args(sql, 1, &type, &arg, nullptr, true, 1) != SPI_OK_SELECT)
-        elog(ERROR, "idsync: reading the registration of a table failed");
-    if (SPI_processed == 1) {
-        HeapTuple row = SPI_tuptable->vals[0];
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        reg = static_cast<Registration *>(MemoryContextAllocZero(context, sizeof(Registration)));
-        reg->relid = relid;
-        char *mode = SPI_getvalue(row, desc, 1);
-        reg->lww = mode != nullptr && strcmp(mode, "lww") == 0;
-        reg->point_column = text_value(row, desc, 2, context);
-        reg->version_column = text_value(row, desc, 3, context);
-        reg->tombstone_column = text_value(row, desc, 4, context);
-        reg->nlocal = text_array(row, desc, 5, context, &reg->local_columns);
-        int ncolumns = text_array(row, desc, 6, context, &reg->reference_columns);
-        int nqueries = text_array(row, desc, 7, context, &reg->reference_queries);
-        reg->nreferences = Min(ncolumns, nqueries);
-        reg->schema_outdated = !has_references;
+    if (cache == nullptr) {
+        HASHCTL info = {};
+        info.keysize = sizeof(Oid);
+        info.entrysize = sizeof(CacheEntry);
+        cache = hash_create("idsync registrations", 64, &info, HASH_ELEM | HASH_BLOBS);
     }
-    SPI_finish();
-    leave_owner_scope(scope);
-    return reg;
+    auto *entry = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
+    if (entry == nullptr) {
+        // Read first, then enter: an invalidation while reading must not leave a half entry.
+        MemoryContext own =
+            AllocSetContextCreate(CacheMemoryContext, "idsync registration", ALLOCSET_SMALL_SIZES);
+        Registration *reg = read_registration(relid, own);
+        if (reg == nullptr) {
+            MemoryContextDelete(own);
+            return nullptr;
+        }
+        entry = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_ENTER, nullptr));
+        entry->reg = reg;
+        entry->context = own;
+    }
+    // A copy: the cached one may go at the next invalidation, in the middle of a statement.
+    return copy_registration(entry->reg, context);
+}
+
+void registration_changed(Oid relid)
+{
+    if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+        CacheInvalidateRelcacheByRelid(relid);
+    else
+        on_relcache_invalidation(Datum(0), relid);
+}
+
+void register_registration_cache()
+{
+    CacheRegisterRelcacheCallback(on_relcache_invalidation, Datum(0));
 }
 
 const Registration *trigger_registration(TriggerData *td, MemoryContext context,

@@ -23,8 +23,15 @@ struct Registration {
     bool schema_outdated; // idsync's tables predate 0.5.0 (ALTER EXTENSION UPDATE pending)
 };
 
-// The registration of `relid` allocated in `context`, or nullptr when it has none.
+// The registration of `relid` copied into `context`, or nullptr when it has none. Read from
+// idsync.tables once and kept per backend until the table's relcache entry is invalidated:
+// every change of a registration invalidates it (registration_changed).
 const Registration *load_registration(Oid relid, MemoryContext context);
+
+// Tells every backend that the registration of `relid` changed (at commit, or at once in this
+// transaction); registers the cache's invalidation callback once, from _PG_init.
+void registration_changed(Oid relid);
+void register_registration_cache();
 
 // The registration of the trigger's table, or ERROR 55000 when the table is not registered
 // (the trigger was attached by hand). Read once per statement: callers cache it in fn_extra.

@@ -1,6 +1,7 @@
 #include "state_access.hpp"
 
 #include "boundary.hpp"
+#include "registration.hpp"
 
 namespace idsync {
 
@@ -59,9 +60,21 @@ OwnerScope enter_owner_scope()
     return scope;
 }
 
+OwnerScope enter_owner_identity()
+{
+    OwnerScope scope;
+    Oid owner = state_owner();
+    GetUserIdAndSecContext(&scope.saved_user, &scope.saved_context);
+    SetUserIdAndSecContext(owner, scope.saved_context | SECURITY_LOCAL_USERID_CHANGE |
+                                      SECURITY_RESTRICTED_OPERATION);
+    scope.guc_level = 0;
+    return scope;
+}
+
 void leave_owner_scope(const OwnerScope &scope)
 {
-    unpin_search_path(scope.guc_level);
+    if (scope.guc_level > 0)
+        unpin_search_path(scope.guc_level);
     SetUserIdAndSecContext(scope.saved_user, scope.saved_context);
 }
 
@@ -134,23 +147,8 @@ void require_owner(Oid relid)
 
 int registration_mode(Oid relid)
 {
-    Oid type = OIDOID;
-    Datum value = ObjectIdGetDatum(relid);
-    int mode = kNotRegistered;
-    OwnerScope scope = enter_owner_scope();
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "idsync could not connect to SPI");
-    if (SPI_execute_with_args("SELECT t.mode FROM idsync.tables t WHERE t.relid "
-                              "OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
-                              1, &type, &value, nullptr, true, 1) != SPI_OK_SELECT)
-        elog(ERROR, "idsync: reading idsync.tables failed");
-    if (SPI_processed == 1) {
-        char *name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-        mode = strcmp(name, "lww") == 0 ? kLww : kInsertOnly;
-    }
-    SPI_finish();
-    leave_owner_scope(scope);
-    return mode;
+    const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    return reg == nullptr ? kNotRegistered : reg->lww ? kLww : kInsertOnly;
 }
 
 int require_registered(Oid relid)

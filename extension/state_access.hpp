@@ -27,6 +27,9 @@ struct OwnerScope {
 };
 OwnerScope enter_owner_scope();
 void leave_owner_scope(const OwnerScope &scope);
+// Only the identity, for executing a plan prepared earlier with search_path pinned (a replan
+// keeps the path the plan was made with).
+OwnerScope enter_owner_identity();
 
 // Pins search_path to "pg_catalog, pg_temp" for SQL that idsync runs as the current user;
 // unpin_search_path(level) restores the caller's.

@@ -2,6 +2,7 @@
 // fixed statement as the owner of idsync's tables (state_access.hpp): no role but the owner
 // writes those tables directly.
 #include "boundary.hpp"
+#include "registration.hpp"
 #include "state_access.hpp"
 
 using namespace idsync;
@@ -199,6 +200,7 @@ IDSYNC_FUNCTION(idsync_register)
                   "tombstone_column, point_column, local_columns) "
                   "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
                   7, types, values, nulls);
+    registration_changed(relid);
     PG_RETURN_VOID();
 }
 
@@ -224,6 +226,15 @@ IDSYNC_FUNCTION(idsync_forget)
         "OPERATOR(pg_catalog.=) $1) "
         "DELETE FROM idsync.rejects WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
         1, &type, &value, nullptr);
+    registration_changed(relid);
+    PG_RETURN_VOID();
+}
+
+// idsync._registration_changed(target regclass): the registration of target was changed by
+// SQL (the content trigger's reference queries); the backends' copies are dropped.
+IDSYNC_FUNCTION(idsync_registration_changed)
+{
+    registration_changed(DatumGetObjectId(required(fcinfo, 0, "target")));
     PG_RETURN_VOID();
 }
 

@@ -64,6 +64,9 @@ DROP FUNCTION _forget(oid);
 CREATE FUNCTION _forget(target oid) RETURNS void
 AS 'MODULE_PATHNAME', 'idsync_forget' LANGUAGE C VOLATILE;
 
+CREATE FUNCTION _registration_changed(target regclass) RETURNS void
+AS 'MODULE_PATHNAME', 'idsync_registration_changed' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION _purge_syncs(target regclass, older_than interval) RETURNS bigint
 AS 'MODULE_PATHNAME', 'idsync_purge_syncs' LANGUAGE C VOLATILE;
 
@@ -181,6 +184,7 @@ BEGIN
     FROM idsync._translated(target) t;
     UPDATE idsync.tables t SET reference_columns = ref_columns, reference_queries = ref_queries
     WHERE t.relid = target;
+    PERFORM idsync._registration_changed(target);
     IF (cardinality(ref_columns) > 0) <> was_by_key THEN
         -- The trigger hashes the other way from now on: the kept state must too.
         PERFORM idsync._recompute_content_state(target);
@@ -721,7 +725,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                 THEN kind = 'admin' OR p.proname <> ALL (ARRAY[
                          '_replicate_table', '_unreplicate_table', '_register', '_forget',
                          '_attach_triggers', '_add_key_trigger', '_refresh_content_triggers',
-                         '_recompute_content_state', '_purge_syncs'])
+                         '_recompute_content_state', '_purge_syncs', '_registration_changed'])
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
                                    'items_since', 'bulk_query', 'merge_syncs', 'stable_point',
