@@ -192,6 +192,21 @@ DELETE FROM sec.kv WHERE k = 'a';
 SELECT k, v, idsync_deleted FROM sec.kv ORDER BY k;
 RESET idsync.applying;
 RESET ROLE;
+-- The flag merges raise is per table and ends with the (sub)transaction that raised it: a
+-- merged lww row must come with its version, a local one gets the clock's.
+BEGIN;
+SELECT idsync._begin_apply('sec.kv', NULL, 'merge');
+SELECT try($$INSERT INTO sec.kv (k, idsync_version) VALUES ('flag', NULL)$$) AS while_applying;
+SELECT try($$INSERT INTO sec.pkg (name) VALUES ('flag')$$) AS other_table;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT idsync._begin_apply('sec.kv', NULL, 'merge');
+ROLLBACK TO s;
+SELECT try($$INSERT INTO sec.kv (k, idsync_version) VALUES ('flag', NULL)$$) AS after_rollback_to;
+ROLLBACK;
+SELECT try($$INSERT INTO sec.kv (k, idsync_version) VALUES ('flag', NULL)$$) AS next_transaction;
+DELETE FROM sec.kv WHERE k = 'flag';
 SELECT try($$TRUNCATE sec.pkg$$) AS superuser_truncate;
 SELECT try($$TRUNCATE sec.kv$$) AS superuser_truncate_lww;
 
