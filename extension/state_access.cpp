@@ -49,17 +49,6 @@ void unpin_search_path(int level)
     AtEOXact_GUC(true, level);
 }
 
-OwnerScope enter_owner_scope()
-{
-    OwnerScope scope;
-    Oid owner = state_owner();
-    GetUserIdAndSecContext(&scope.saved_user, &scope.saved_context);
-    SetUserIdAndSecContext(owner, scope.saved_context | SECURITY_LOCAL_USERID_CHANGE |
-                                      SECURITY_RESTRICTED_OPERATION);
-    scope.guc_level = pin_search_path();
-    return scope;
-}
-
 OwnerScope enter_owner_identity()
 {
     OwnerScope scope;
@@ -68,6 +57,13 @@ OwnerScope enter_owner_identity()
     SetUserIdAndSecContext(owner, scope.saved_context | SECURITY_LOCAL_USERID_CHANGE |
                                       SECURITY_RESTRICTED_OPERATION);
     scope.guc_level = 0;
+    return scope;
+}
+
+OwnerScope enter_owner_scope()
+{
+    OwnerScope scope = enter_owner_identity();
+    scope.guc_level = pin_search_path();
     return scope;
 }
 
