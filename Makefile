@@ -3,9 +3,18 @@
 # checks that they agree.
 
 EXTENSION = idsync
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" idsync.control)
 MODULE_big = idsync
 OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/*.cpp)))
-DATA = $(wildcard sql/idsync--*.sql)
+# The install script of the current version is made from the sources in sql/src, one file per
+# concern, in this order (each file only uses what comes before it); the scripts of older
+# versions and the upgrade scripts are kept as released.
+SQL_SOURCES = $(addprefix sql/src/,catalog.sql insert_missing.sql points_and_hashes.sql \
+	node.sql state_access.sql registration.sql content_hash.sql changes_out.sql merges.sql \
+	housekeeping.sql roles.sql)
+CURRENT_SCRIPT = sql/idsync--$(EXTVERSION).sql
+DATA = $(sort $(filter-out $(CURRENT_SCRIPT),$(wildcard sql/idsync--*.sql)) $(CURRENT_SCRIPT))
+EXTRA_CLEAN = $(CURRENT_SCRIPT)
 
 PG_CXXFLAGS = -std=c++17 -Wno-register -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = -lstdc++
@@ -20,6 +29,12 @@ ISOLATION_OPTS = --inputdir=tests/isolation --load-extension=idsync
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+all: $(CURRENT_SCRIPT)
+$(CURRENT_SCRIPT): $(SQL_SOURCES) idsync.control
+	{ printf -- '-- idsync %s, the whole SQL surface. Made by make from sql/src/*.sql: edit those.\n' '$(EXTVERSION)'; \
+	  printf '\\echo Use "CREATE EXTENSION idsync" to load this file. \\quit\n'; \
+	  for f in $(SQL_SOURCES); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } > $@
 
 # idsyncd has its own Makefile (a C++ program, not a PGXS module); built and installed with
 # the extension.

@@ -18,12 +18,12 @@ INSERT INTO sec.kv (k, v) VALUES ('a', 'one');
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'idsync'::regnamespace
   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 SELECT p.oid::regprocedure AS public_api FROM pg_proc p
 WHERE p.pronamespace = 'idsync'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 SELECT p.oid::regprocedure AS security_definer FROM pg_proc p
-WHERE p.pronamespace = 'idsync'::regnamespace AND p.prosecdef ORDER BY 1::text;
+WHERE p.pronamespace = 'idsync'::regnamespace AND p.prosecdef ORDER BY p.oid::regprocedure::text;
 SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_reads,
        has_table_privilege('public', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS public_writes
 FROM pg_class c WHERE c.relnamespace = 'idsync'::regnamespace AND c.relkind IN ('r', 'S') ORDER BY 1;

@@ -1,0 +1,43 @@
+-- The building blocks in C: change points and the stable point, the hybrid logical clock, row
+-- and content hashes, and the triggers of registered tables (which read the table's
+-- registration, never their arguments).
+
+CREATE FUNCTION next_point() RETURNS bigint
+AS 'MODULE_PATHNAME', 'idsync_next_point' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION next_point() IS
+'draw a change point for the current transaction (registers the transaction as a writer)';
+
+CREATE FUNCTION stable_point() RETURNS bigint
+AS 'MODULE_PATHNAME', 'idsync_stable_point' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION stable_point() IS
+'the largest point p such that every change with a point <= p has committed or rolled back';
+
+-- Every function pins search_path; EXECUTE for PUBLIC on the application API only
+
+-- The clock functions, default of every version column (inlined into the writer's INSERT):
+-- their bodies are parsed here, with the path of this script, never again.
+CREATE FUNCTION hlc_now() RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN (pg_catalog.floor(EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint) << 16;
+
+CREATE FUNCTION hlc_time(version bigint) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT
+RETURN pg_catalog.to_timestamp((version >> 16) / 1000.0);
+
+CREATE FUNCTION row_hash(row_value record, excluded text[]) RETURNS uuid
+AS 'MODULE_PATHNAME', 'idsync_row_hash' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION row_hash(record, text[]) IS
+'128-bit hash of a row''s columns but the excluded ones, independent of column order';
+
+CREATE FUNCTION table_hash(target regclass, excluded text[],
+                           OUT row_count bigint, OUT hash1 bigint, OUT hash2 bigint)
+AS 'MODULE_PATHNAME', 'idsync_table_hash' LANGUAGE C STABLE STRICT SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION change_trigger() RETURNS trigger
+AS 'MODULE_PATHNAME', 'idsync_change_trigger' LANGUAGE C;
+
+CREATE FUNCTION content_trigger() RETURNS trigger
+AS 'MODULE_PATHNAME', 'idsync_content_trigger' LANGUAGE C SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION tombstone_trigger() RETURNS trigger
+AS 'MODULE_PATHNAME', 'idsync_tombstone_trigger' LANGUAGE C;
