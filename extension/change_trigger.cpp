@@ -13,6 +13,7 @@
 #include "applying.hpp"
 #include "boundary.hpp"
 #include "change_points.hpp"
+#include "hlc.hpp"
 #include "registration.hpp"
 
 namespace {
@@ -54,18 +55,10 @@ const TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
     return columns;
 }
 
-// Milliseconds since the Unix epoch, shifted to leave 16 bits for the logical counter.
-int64 hlc_now()
-{
-    TimestampTz now = GetCurrentTimestamp();
-    int64 unix_ms = now / 1000 + (int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
-    return unix_ms << 16;
-}
-
 // The largest version this node accepts now: its clock plus the allowed skew.
 int64 newest_acceptable()
 {
-    return hlc_now() + ((int64)idsync::max_clock_skew_ms << 16);
+    return idsync::hlc_now() + ((int64)idsync::max_clock_skew_ms << 16);
 }
 
 void check_version(Relation rel, int64 version)
@@ -134,10 +127,10 @@ IDSYNC_FUNCTION(idsync_change_trigger)
             if (isnull || version <= previous) {
                 if (previous == PG_INT64_MAX)
                     check_version(rel, previous);
-                version = Max(hlc_now(), previous + 1);
+                version = Max(idsync::hlc_now(), previous + 1);
             }
         } else if (isnull) {
-            version = hlc_now();
+            version = idsync::hlc_now();
         }
         values[1] = Int64GetDatum(version);
         nreplace = 2;

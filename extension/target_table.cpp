@@ -1,13 +1,10 @@
 #include "target_table.hpp"
 
+#include "row_identity.hpp"
+
 namespace idsync {
 
 namespace {
-
-bool is_integer_type(Oid type)
-{
-    return type == INT2OID || type == INT4OID || type == INT8OID;
-}
 
 // The kind of relation and some privilege on it, from the catalogs before the table is locked:
 // a role with no rights on a table cannot make calls queue behind the locks on it.
@@ -124,30 +121,13 @@ void check_privileges(const TargetTable &t)
     }
 }
 
-// The id column: the single-column integer primary key, else a NOT NULL integer column "id".
+// The id column (row_identity.hpp), or 42P16.
 void resolve_id_column(TargetTable &t)
 {
-    TupleDesc desc = RelationGetDescr(t.rel);
-    Oid pk = RelationGetPrimaryKeyIndex(t.rel);
-    if (OidIsValid(pk)) {
-        Relation pkrel = index_open(pk, AccessShareLock);
-        Form_pg_index form = pkrel->rd_index;
-        AttrNumber attnum = form->indnkeyatts == 1 ? form->indkey.values[0] : 0;
-        index_close(pkrel, AccessShareLock);
-        if (attnum > 0 && is_integer_type(TupleDescAttr(desc, attnum - 1)->atttypid)) {
-            t.id_attnum = attnum;
-            t.id_type = TupleDescAttr(desc, attnum - 1)->atttypid;
-            return;
-        }
-    }
-    AttrNumber attnum = get_attnum(RelationGetRelid(t.rel), "id");
-    if (attnum > 0) {
-        Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
-        if (is_integer_type(att->atttypid) && att->attnotnull) {
-            t.id_attnum = attnum;
-            t.id_type = att->atttypid;
-            return;
-        }
+    t.id_attnum = id_column(t.rel);
+    if (t.id_attnum > 0) {
+        t.id_type = TupleDescAttr(RelationGetDescr(t.rel), t.id_attnum - 1)->atttypid;
+        return;
     }
     ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
                     errmsg("table \"%s\" has no integer id column", RelationGetRelationName(t.rel)),
@@ -155,60 +135,11 @@ void resolve_id_column(TargetTable &t)
                             "primary key, or else its NOT NULL integer column named \"id\".")));
 }
 
-bool is_given_column(const TargetTable &t, AttrNumber attnum)
-{
-    for (int c = 0; c < t.ncolumns; c++)
-        if (t.attnums[c] == attnum)
-            return true;
-    return false;
-}
-
-// True when every column the index reads (keys, expressions, predicate) is a given column.
-bool index_uses_given_columns_only(const TargetTable &t, IndexInfo *info)
-{
-    for (int k = 0; k < info->ii_NumIndexKeyAttrs; k++) {
-        AttrNumber attnum = info->ii_IndexAttrNumbers[k];
-        if (attnum != 0 && !is_given_column(t, attnum))
-            return false;
-    }
-    Bitmapset *used = nullptr;
-    pull_varattnos(reinterpret_cast<Node *>(info->ii_Expressions), 1, &used);
-    pull_varattnos(reinterpret_cast<Node *>(info->ii_Predicate), 1, &used);
-    int member = -1;
-    while ((member = bms_next_member(used, member)) >= 0) {
-        AttrNumber attnum = member + FirstLowInvalidHeapAttributeNumber;
-        if (!is_given_column(t, attnum))
-            return false;
-    }
-    return true;
-}
-
-// Picks the unique index that identifies rows: among the valid, immediate unique btree indexes
-// that read only given columns, a plain one before one with expressions before a partial one.
+// The unique index that identifies rows (key_index.hpp): one that reads only given columns.
 void choose_unique_index(TargetTable &t)
 {
-    List *indexes = RelationGetIndexList(t.rel);
-    ListCell *lc;
-    int best_score = INT_MAX;
-    foreach (lc, indexes) {
-        Relation index = index_open(lfirst_oid(lc), AccessShareLock);
-        Form_pg_index form = index->rd_index;
-        bool usable = form->indisunique && form->indimmediate && form->indisvalid &&
-                      form->indislive && index->rd_rel->relam == BTREE_AM_OID;
-        IndexInfo *info = usable ? BuildIndexInfo(index) : nullptr;
-        if (usable && index_uses_given_columns_only(t, info)) {
-            int score = (info->ii_Predicate != NIL ? 2 : 0) + (info->ii_Expressions != NIL ? 1 : 0);
-            if (score < best_score) {
-                if (t.index != nullptr)
-                    index_close(t.index, AccessShareLock);
-                t.index = index;
-                t.index_info = info;
-                best_score = score;
-                continue;
-            }
-        }
-        index_close(index, AccessShareLock);
-    }
+    t.index = choose_key_index(t.rel, t.attnums, t.ncolumns, KeyIndexRule::reads_only_given_columns,
+                               &t.index_info);
     if (t.index == nullptr) {
         StringInfoData cols;
         initStringInfo(&cols);

@@ -12,17 +12,15 @@ AS 'MODULE_PATHNAME', 'idsync_stable_point' LANGUAGE C VOLATILE SET search_path 
 COMMENT ON FUNCTION stable_point() IS
 'the largest point p such that every change with a point <= p has committed or rolled back';
 
--- Every function pins search_path; EXECUTE for PUBLIC on the application API only
-
--- The clock functions, default of every version column (inlined into the writer's INSERT):
--- their bodies are parsed here, with the path of this script, never again.
+-- The hybrid logical clock of lww versions (extension/hlc.cpp, as the change trigger uses it).
 CREATE FUNCTION hlc_now() RETURNS bigint
-LANGUAGE sql VOLATILE
-RETURN (pg_catalog.floor(EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint) << 16;
+AS 'MODULE_PATHNAME', 'idsync_hlc_now' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION hlc_now() IS
+'the hybrid logical clock: milliseconds since 1970 shifted left 16 bits (the default of lww version columns)';
 
 CREATE FUNCTION hlc_time(version bigint) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE STRICT
-RETURN pg_catalog.to_timestamp((version >> 16) / 1000.0);
+AS 'MODULE_PATHNAME', 'idsync_hlc_time' LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION hlc_time(bigint) IS 'the moment an lww version was taken';
 
 CREATE FUNCTION row_hash(row_value record, excluded text[]) RETURNS uuid
 AS 'MODULE_PATHNAME', 'idsync_row_hash' LANGUAGE C IMMUTABLE PARALLEL SAFE;

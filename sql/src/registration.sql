@@ -146,6 +146,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM idsync._references(target) r WHERE r.translated
 $$;
 
+-- What identifies a registered table's rows, by insert_missing's rules
+-- (extension/row_identity.cpp): the unique index on exactly the key columns, and the id column.
+CREATE FUNCTION _key_index(target regclass, key_columns name[]) RETURNS regclass
+AS 'MODULE_PATHNAME', 'idsync_key_index' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION _id_column(target regclass) RETURNS name
+AS 'MODULE_PATHNAME', 'idsync_id_column' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+
 -- The key columns in the order of the unique index that enforces the key: the order in which
 -- merges and insert_missing take the index's locks, so that concurrent merges of overlapping
 -- rows (two peers bulk-copying the same table into this node) cannot deadlock.
@@ -154,14 +161,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((
         SELECT ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, n)
                      JOIN pg_attribute a ON a.attrelid = reg.relid AND a.attnum = k.attnum ORDER BY k.n)
-        FROM pg_index i
-        WHERE i.indrelid = reg.relid AND i.indisunique AND i.indisvalid AND i.indnkeyatts = cardinality(reg.key_columns)
-          AND i.indpred IS NULL AND i.indexprs IS NULL
-          AND (SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_attribute a
-               WHERE a.attrelid = reg.relid AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]))
-              = (SELECT array_agg(k ORDER BY k) FROM unnest(reg.key_columns) k)
-        ORDER BY i.indisprimary DESC, i.indnullsnotdistinct DESC
-        LIMIT 1), reg.key_columns)
+        FROM pg_index i WHERE i.indexrelid = idsync._key_index(reg.relid, reg.key_columns)),
+        reg.key_columns)
 $$;
 
 -- The registered tables whose natural form involves `target`: it and the tables that
@@ -318,16 +319,7 @@ BEGIN
         RAISE EXCEPTION 'key_columns names a column twice' USING ERRCODE = '42701';
     END IF;
     keys := key_columns::name[];
-    SELECT i.indexrelid::regclass INTO key_index
-    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
-    WHERE i.indrelid = target AND i.indisunique AND i.indisvalid AND i.indimmediate
-      AND am.amname = 'btree' AND i.indpred IS NULL AND i.indexprs IS NULL
-      AND i.indnkeyatts = cardinality(keys)
-      AND (SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_attribute a
-           WHERE a.attrelid = target AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]))
-          = (SELECT array_agg(k ORDER BY k) FROM unnest(keys) k)
-    ORDER BY i.indisprimary DESC, i.indnullsnotdistinct DESC
-    LIMIT 1;
+    key_index := idsync._key_index(target, keys);
     IF key_index IS NULL THEN
         RAISE EXCEPTION 'table % has no unique index on exactly (%)', target,
             array_to_string(key_columns, ', ')
@@ -345,18 +337,20 @@ BEGIN
                   HINT = 'Declare the key columns NOT NULL, or make the key index UNIQUE NULLS NOT DISTINCT.';
     END IF;
 
-    -- Local columns: the surrogate id (the single-column integer primary key, else an integer
-    -- column "id", when not part of the key), generated columns, and the caller's own.
-    SELECT a.attname INTO id_column
-    FROM pg_attribute a
-    WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
-      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-      AND a.attname <> ALL (keys)
-      AND (a.attname = 'id' OR EXISTS (
-              SELECT 1 FROM pg_index i WHERE i.indrelid = target AND i.indisprimary
-                AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum))
-    ORDER BY a.attname = 'id'
-    LIMIT 1;
+    -- Local columns: the surrogate id (the id insert_missing returns: the single-column integer
+    -- primary key, else a NOT NULL integer column "id"; not when part of the key), generated
+    -- columns, and the caller's own.
+    id_column := idsync._id_column(target);
+    IF id_column = ANY (keys) THEN
+        id_column := NULL;
+    END IF;
+    IF id_column IS DISTINCT FROM 'id' AND NOT 'id' = ANY (keys || local_columns::name[])
+       AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = 'id'
+                   AND atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) THEN
+        RAISE WARNING 'column id of table % is replicated as data', target
+            USING DETAIL = 'It is not the id insert_missing returns: that is the single-column integer primary key, else a NOT NULL integer column "id".',
+                  HINT = 'If it holds this node''s ids, declare it NOT NULL or name it in local_columns.';
+    END IF;
     SELECT string_agg(quote_ident(c), ', ') INTO missing
     FROM unnest(local_columns) c
     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute

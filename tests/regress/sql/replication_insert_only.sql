@@ -197,3 +197,17 @@ DROP OWNED BY rep_writer;
 DROP ROLE rep_writer;
 DROP SCHEMA rep_a, rep_b CASCADE;
 RESET search_path;
+
+-- The id column is the one insert_missing returns: the single-column integer primary key, else
+-- a NOT NULL integer column "id". An integer "id" that allows NULL is data, with a warning.
+CREATE SCHEMA rep_ids;
+CREATE TABLE rep_ids.loose_id (id int, name text PRIMARY KEY);
+SELECT idsync.replicate('rep_ids.loose_id', '{name}');
+SELECT local_columns FROM idsync.tables WHERE relid = 'rep_ids.loose_id'::regclass;
+CREATE TABLE rep_ids.kept_id (id int NOT NULL, name text PRIMARY KEY);
+SELECT idsync.replicate('rep_ids.kept_id', '{name}');
+SELECT local_columns FROM idsync.tables WHERE relid = 'rep_ids.kept_id'::regclass;
+SELECT idsync._id_column('rep_ids.kept_id') AS same_rule_as_insert_missing,
+       idsync._key_index('rep_ids.kept_id', '{name}') AS key_index;
+SELECT idsync.unreplicate(t) FROM unnest('{rep_ids.loose_id,rep_ids.kept_id}'::regclass[]) t;
+DROP SCHEMA rep_ids CASCADE;
