@@ -11,7 +11,7 @@ OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/*.cpp)))
 # versions and the upgrade scripts are kept as released.
 SQL_SOURCES = $(addprefix sql/src/,catalog.sql insert_missing.sql points_and_hashes.sql \
 	node.sql state_access.sql registration.sql content_hash.sql changes_out.sql merges.sql \
-	housekeeping.sql roles.sql)
+	plans.sql housekeeping.sql roles.sql)
 CURRENT_SCRIPT = sql/idsync--$(EXTVERSION).sql
 DATA = $(sort $(filter-out $(CURRENT_SCRIPT),$(wildcard sql/idsync--*.sql)) $(CURRENT_SCRIPT))
 EXTRA_CLEAN = $(CURRENT_SCRIPT)

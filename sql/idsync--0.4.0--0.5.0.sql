@@ -204,6 +204,7 @@ BEGIN
     UPDATE idsync.tables t SET reference_columns = ref_columns, reference_queries = ref_queries
     WHERE t.relid = target;
     PERFORM idsync._registration_changed(target);
+    PERFORM idsync._build_plan(target);
     IF (cardinality(ref_columns) > 0) <> was_by_key THEN
         -- The trigger hashes the other way from now on: the kept state must too.
         PERFORM idsync._recompute_content_state(target);
@@ -454,7 +455,7 @@ DECLARE
     state text;
     message text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM idsync._references(reg.relid)) THEN
+    IF NOT (idsync._plan(reg) ->> 'has_references')::boolean THEN
         RETURN 0;
     END IF;
     -- Detection and parking in one statement: a parent merged meanwhile by another session
@@ -468,8 +469,8 @@ BEGIN
         '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
         '    ''[]'')) AS n FROM w) '
         'SELECT coalesce(array_agg(w.idsync_ord), ''{}'') FROM w, parked',
-        idsync._resolved_sql(reg, stage));
-    refs := ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(reg.relid) t);
+        reg.plan ->> 'resolved');
+    refs := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'reference_ids'));
     BEGIN
         EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
     EXCEPTION WHEN data_exception THEN
@@ -494,16 +495,16 @@ END $$;
 -- merge_items, and the retries of parked rows: with raise_point the source's incoming point
 -- moves with the batch (a merge in the source's name); without it, source only labels the
 -- rows parked again.
-CREATE FUNCTION _merge_items(target regclass, items jsonb, source uuid, raise_point boolean)
+CREATE OR REPLACE FUNCTION _merge_items(target regclass, items jsonb, source uuid, raise_point boolean)
 RETURNS TABLE (received integer, inserted integer, updated integer, unchanged integer,
                rejected integer, sync_point bigint)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols name[] := idsync._replicated_columns(reg);
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
     stage regclass;
-    fill text;
+    fill text := reg.plan ->> 'fill';
     bad jsonb;
     last_point bigint;
     entry record;
@@ -536,19 +537,12 @@ BEGIN
     -- value does not convert, one by one (a one-item array, its ord shifted by $3) so that only
     -- the refused rows are parked. Rows with a column this node does not have are parked below.
     stage := idsync._stage(reg);
-    fill := format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                   'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s '
-                   'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
-                   'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                   'WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
-                   stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-                   (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c));
     BEGIN
-        EXECUTE fill USING items, cols::text[], 0::bigint;
+        EXECUTE fill USING items, cols, 0::bigint;
     EXCEPTION WHEN data_exception THEN
         FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
             BEGIN
-                EXECUTE fill USING jsonb_build_array(entry.e), cols::text[], entry.ord - 1;
+                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1;
             EXCEPTION WHEN data_exception THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
@@ -635,11 +629,11 @@ BEGIN
             EXECUTE idsync._merge_statement(reg, format('%s s', staging)) INTO inserted, updated;
         ELSE
             EXECUTE format('SELECT count(*) FROM (%s) v WHERE v.idsync_missing IS NOT NULL',
-                           idsync._resolved_sql(reg, staging)) INTO rejected;
+                           idsync._resolved_sql(reg, staging::text)) INTO rejected;
             IF rejected > 0 THEN
                 RAISE EXCEPTION USING ERRCODE = '23503';
             END IF;
-            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, staging)))
+            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, staging::text)))
             INTO inserted, updated;
         END IF;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation
@@ -819,6 +813,271 @@ BEGIN
     DELETE FROM idsync.roles r WHERE r.role_name = (SELECT rolname FROM pg_roles WHERE oid = role);
 END $$;
 COMMENT ON FUNCTION revoke_role(regrole) IS 'take back what grant_admin, grant_daemon or grant_peer gave';
+
+---------------------------------------------------------------------------------------------
+-- Plans: the SQL of merges, items_since and the stage, built once per table (sql/src/plans.sql)
+---------------------------------------------------------------------------------------------
+
+ALTER TABLE tables ADD COLUMN plan jsonb NOT NULL DEFAULT '{}';
+DROP FUNCTION _resolved_sql(tables, regclass);
+DROP FUNCTION _merge_source(tables, regclass, text);
+DROP FUNCTION _merge_range(tables, regclass, text, bigint, bigint, uuid, integer, integer, integer);
+
+CREATE FUNCTION _resolved_sql(reg tables, source text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    joins text := '';
+    extra text[] := '{}';
+    missing text[] := '{}';
+    ref record;
+    id_expr text;
+    i integer := 0;
+BEGIN
+    FOR ref IN SELECT * FROM idsync._references(reg.relid) LOOP
+        i := i + 1;
+        IF ref.translated THEN
+            SELECT * INTO joins, id_expr FROM idsync._resolve_key(
+                ref.parent, ref.parent_columns[1], format('s.%I', ref.columns[1]), 'r' || i, joins);
+            extra := extra || format('%s AS %I', id_expr, 'idsync_ref_' || ref.columns[1]);
+            missing := missing || format('CASE WHEN s.%1$I IS NOT NULL AND %2$s IS NULL THEN %3$L || s.%1$I::text END',
+                                         ref.columns[1], id_expr, ref.parent || ' ');
+        ELSE
+            -- MATCH SIMPLE: a NULL in any column satisfies the key.
+            missing := missing || format(
+                'CASE WHEN NOT (%1$s OR EXISTS (SELECT FROM %2$s p WHERE %3$s)) THEN %4$L || row(%5$s)::text END',
+                (SELECT string_agg(format('s.%I IS NULL', c), ' OR ') FROM unnest(ref.columns) c),
+                ref.parent,
+                (SELECT string_agg(format('p.%I = s.%I', p, c), ' AND ')
+                 FROM unnest(ref.columns, ref.parent_columns) x(c, p)),
+                format('%s (%s)=', ref.parent, array_to_string(ref.parent_columns, ', ')),
+                (SELECT string_agg(format('s.%I', c), ', ') FROM unnest(ref.columns) c));
+        END IF;
+    END LOOP;
+    RETURN format('SELECT s.*%s, %s AS idsync_missing FROM %s s%s',
+                  (SELECT string_agg(', ' || e, '') FROM unnest(extra) e),
+                  CASE WHEN cardinality(missing) = 0 THEN 'NULL::text'
+                       ELSE format('coalesce(%s)', array_to_string(missing, ', ')) END,
+                  source, joins);
+END $$;
+
+CREATE FUNCTION _merge_source(reg tables, source text, extra text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    translated name[] := ARRAY(SELECT t.column_name FROM idsync._translated(reg.relid) t);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM idsync._references(reg.relid)) THEN
+        RETURN format('SELECT * FROM %s', source);
+    END IF;
+    RETURN format('SELECT %s%s FROM (%s) v WHERE v.idsync_missing IS NULL',
+                  (SELECT string_agg(CASE WHEN c = ANY (translated)
+                                          THEN format('v.%I AS %I', 'idsync_ref_' || c, c)
+                                          ELSE format('v.%I', c) END, ', ')
+                   FROM unnest(idsync._replicated_columns(reg)) c),
+                  CASE WHEN extra IS NULL THEN '' ELSE ', v.' || extra END,
+                  idsync._resolved_sql(reg, source));
+END $$;
+
+CREATE FUNCTION _merge_range(reg tables, stage regclass, lo bigint, hi bigint, source uuid,
+                             INOUT inserted integer, INOUT updated integer, INOUT rejected integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    got_inserted integer;
+    got_updated integer;
+    mid bigint;
+    state text;
+    message text;
+    detail text;
+BEGIN
+    IF lo > hi THEN
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE reg.plan ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
+        inserted := inserted + got_inserted;
+        updated := updated + got_updated;
+        RETURN;
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation
+                   OR triggered_data_change_violation OR raise_exception THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                                detail = PG_EXCEPTION_DETAIL;
+    END;
+    IF lo = hi THEN
+        -- A row that left the stage (parked as waiting) is not there to park again.
+        EXECUTE format('SELECT count(*) FROM %s WHERE idsync_ord = $1', stage) INTO mid USING lo;
+        IF mid > 0 THEN
+            PERFORM idsync._park(reg, stage, lo, source, state, message, nullif(detail, ''));
+            rejected := rejected + 1;
+        END IF;
+        RETURN;
+    END IF;
+    mid := lo + (hi - lo) / 2;
+    SELECT * INTO inserted, updated, rejected
+    FROM idsync._merge_range(reg, stage, lo, mid, source, inserted, updated, rejected);
+    SELECT * INTO inserted, updated, rejected
+    FROM idsync._merge_range(reg, stage, mid + 1, hi, source, inserted, updated, rejected);
+END $$;
+
+CREATE OR REPLACE FUNCTION _merge_stage(reg tables, stage regclass, received integer, source uuid,
+                             OUT inserted integer, OUT updated integer, OUT rejected integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    rejected := idsync._park_waiting(reg, stage, source);
+    SELECT * INTO inserted, updated, rejected
+    FROM idsync._merge_range(reg, stage, 1, received, source, 0, 0, rejected);
+END $$;
+
+CREATE OR REPLACE FUNCTION _stage(reg tables) RETURNS regclass
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stage_name text := 'idsync_stage_' || reg.relid::oid;
+    stage regclass := to_regclass('pg_temp.' || stage_name);
+    definition text := idsync._plan(reg) ->> 'staging_definition';
+BEGIN
+    IF stage IS NOT NULL AND obj_description(stage, 'pg_class') = definition THEN
+        EXECUTE format('TRUNCATE %s', stage);
+        RETURN stage;
+    END IF;
+    IF stage IS NOT NULL THEN
+        EXECUTE format('DROP TABLE %s', stage);
+    END IF;
+    EXECUTE format('CREATE TEMPORARY TABLE %I (%s)', stage_name, definition);
+    stage := to_regclass('pg_temp.' || stage_name);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', stage, definition);
+    RETURN stage;
+END $$;
+
+CREATE OR REPLACE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint)
+RETURNS TABLE (point bigint, item jsonb)
+LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(target);
+    bound bigint;
+BEGIN
+    IF after IS NULL OR max_rows IS NULL THEN
+        RAISE EXCEPTION 'point and max_rows must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be positive' USING ERRCODE = '22023';
+    END IF;
+    -- The rows are read with a snapshot taken after the stable point; a transaction snapshot
+    -- taken earlier could miss a commit below it and skip the row for good.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'idsync.items_since must run at READ COMMITTED'
+            USING ERRCODE = '25000',
+                  DETAIL = 'Under REPEATABLE READ or SERIALIZABLE the snapshot may predate a change it would report as read.';
+    END IF;
+    bound := least(idsync.stable_point(), up_to);
+    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items' USING after, bound, max_rows;
+END $$;
+
+CREATE OR REPLACE FUNCTION _retry_round(target regclass) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET idsync.retrying = on SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    queue regclass[] := ARRAY[target];
+    current_table regclass;
+    child regclass;
+    child_reg idsync.tables;
+    stage regclass;
+    ready bigint[];
+    result record;
+    total integer := 0;
+    rounds integer := 0;
+BEGIN
+    WHILE cardinality(queue) > 0 LOOP
+        current_table := queue[1];
+        queue := queue[2:];
+        rounds := rounds + 1;
+        FOR child IN
+            SELECT DISTINCT t.relid FROM idsync.tables t
+            WHERE (t.relid = current_table OR EXISTS (
+                       SELECT 1 FROM pg_constraint c WHERE c.conrelid = t.relid
+                       AND c.confrelid = current_table AND c.contype = 'f'))
+              AND EXISTS (SELECT 1 FROM idsync.rejects r WHERE r.relid = t.relid AND r.sqlstate = '23503')
+        LOOP
+            child_reg := idsync._registration(child);
+            stage := idsync._stage(child_reg);
+            BEGIN
+                EXECUTE format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
+                           'SELECT r.reject_id, r.point, %3$s FROM idsync.rejects r, '
+                           'jsonb_populate_record(NULL::%1$s, r.item) x '
+                           'WHERE r.relid = $1 AND r.sqlstate = ''23503''',
+                           stage,
+                           (SELECT string_agg(quote_ident(c), ', ') FROM unnest(idsync._replicated_columns(child_reg)) c),
+                           (SELECT string_agg('x.' || quote_ident(c), ', ') FROM unnest(idsync._replicated_columns(child_reg)) c))
+                USING child;
+                EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v WHERE v.idsync_missing IS NULL',
+                               idsync._plan(child_reg) ->> 'resolved') INTO ready;
+            EXCEPTION WHEN data_exception THEN
+                ready := NULL; -- a key that does not convert stays parked; retry_rejects shows it
+            END;
+            CONTINUE WHEN ready IS NULL;
+            SELECT * INTO result FROM idsync._retry(child, ready);
+            total := total + result.merged;
+            IF result.inserted > 0 AND child <> ALL (queue) THEN
+                queue := queue || child;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END $$;
+
+CREATE FUNCTION _build_plan(target regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(target);
+    cols name[] := idsync._replicated_columns(reg);
+    has_references boolean := EXISTS (SELECT 1 FROM idsync._references(target));
+    -- The stage of a merge (see _stage): a temporary table of the merging session.
+    stage text := format('pg_temp.%I', 'idsync_stage_' || target::oid);
+    items text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM idsync._translated(target)) THEN
+        items := format('SELECT r.%1$I, to_jsonb(r) - %3$L::text[] FROM %2$s r '
+                        'WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3',
+                        reg.point_column, target, reg.local_columns::text[]);
+    ELSE
+        items := format('SELECT n.%1$I, to_jsonb(n) - %1$L FROM (%2$s) n ORDER BY n.%1$I',
+                        reg.point_column, idsync._natural_select(reg, format(
+                            '(SELECT * FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3)',
+                            reg.point_column, target), 'json', format('c.%I', reg.point_column)));
+    END IF;
+    UPDATE idsync.tables t SET plan = jsonb_build_object(
+        -- the replicated columns, in column order
+        'columns', to_jsonb(cols),
+        'has_references', has_references,
+        -- the changes after $1 up to $2, at most $3, as items_since returns them
+        'items', items,
+        -- the columns of the stage
+        'staging_definition', 'idsync_ord bigint, idsync_point bigint, ' || idsync._staging_definition(reg),
+        -- a batch of items ($1; $2 the columns; $3 added to ord) into the stage
+        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
+                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s '
+                       'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
+                       'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
+                       'WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
+                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
+                       (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c)),
+        -- the staged rows with their references resolved (and which ones wait), and the
+        -- columns that hold the resolved ids
+        'resolved', CASE WHEN has_references THEN idsync._resolved_sql(reg, stage) END,
+        'reference_ids', to_jsonb(ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(target) t)),
+        -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
+        'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
+                                                     idsync._merge_source(reg, stage, 'idsync_ord'))))
+    WHERE t.relid = target;
+END $$;
+
+CREATE FUNCTION _plan(reg tables) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF reg.plan = '{}' THEN
+        PERFORM idsync._references(reg.relid); -- names what kept the plan from being built
+        RAISE EXCEPTION 'table % has no replication plan', reg.relid
+            USING ERRCODE = '55000',
+                  HINT = 'Register every table it references, then ALTER it (or register it again) to build the plan.';
+    END IF;
+    RETURN reg.plan;
+END $$;
 
 ---------------------------------------------------------------------------------------------
 -- Registrations made before 0.5.0: triggers without arguments

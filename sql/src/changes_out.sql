@@ -146,19 +146,7 @@ BEGIN
                   DETAIL = 'Under REPEATABLE READ or SERIALIZABLE the snapshot may predate a change it would report as read.';
     END IF;
     bound := least(idsync.stable_point(), up_to);
-    IF NOT EXISTS (SELECT 1 FROM idsync._translated(target)) THEN
-        RETURN QUERY EXECUTE format(
-            'SELECT r.%1$I, to_jsonb(r) - $4 FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 '
-            'ORDER BY r.%1$I LIMIT $3', reg.point_column, target)
-        USING after, bound, max_rows, reg.local_columns::text[];
-        RETURN;
-    END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT n.%1$I, to_jsonb(n) - %1$L FROM (%2$s) n ORDER BY n.%1$I', reg.point_column,
-        idsync._natural_select(reg, format(
-            '(SELECT * FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3)',
-            reg.point_column, target), 'json', format('c.%I', reg.point_column)))
-    USING after, bound, max_rows;
+    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items' USING after, bound, max_rows;
 END $$;
 
 CREATE FUNCTION items_since(target regclass, point bigint, max_rows integer DEFAULT 1000,

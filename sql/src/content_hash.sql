@@ -150,6 +150,7 @@ BEGIN
     UPDATE idsync.tables t SET reference_columns = ref_columns, reference_queries = ref_queries
     WHERE t.relid = target;
     PERFORM idsync._registration_changed(target);
+    PERFORM idsync._build_plan(target);
     IF (cardinality(ref_columns) > 0) <> was_by_key THEN
         -- The trigger hashes the other way from now on: the kept state must too.
         PERFORM idsync._recompute_content_state(target);

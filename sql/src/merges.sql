@@ -40,7 +40,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     stage_name text := 'idsync_stage_' || reg.relid::oid;
     stage regclass := to_regclass('pg_temp.' || stage_name);
-    definition text := 'idsync_ord bigint, idsync_point bigint, ' || idsync._staging_definition(reg);
+    definition text := idsync._plan(reg) ->> 'staging_definition';
 BEGIN
     IF stage IS NOT NULL AND obj_description(stage, 'pg_class') = definition THEN
         EXECUTE format('TRUNCATE %s', stage);
@@ -106,7 +106,7 @@ END $$;
 -- The rows of a staging table `source` (alias s, every column kept) with each reference
 -- resolved: idsync_ref_<column> holds the local id of a translated reference, idsync_missing
 -- names the first reference this node cannot satisfy yet (NULL when all are).
-CREATE FUNCTION _resolved_sql(reg tables, source regclass) RETURNS text
+CREATE FUNCTION _resolved_sql(reg tables, source text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     joins text := '';
@@ -146,7 +146,7 @@ END $$;
 -- What the merge statement reads from a staging table: the replicated columns, translated
 -- references replaced by the ids they resolve to, only rows whose references all resolve, and
 -- `extra` columns of the staging table (idsync_ord).
-CREATE FUNCTION _merge_source(reg tables, source regclass, extra text DEFAULT NULL) RETURNS text
+CREATE FUNCTION _merge_source(reg tables, source text, extra text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     translated name[] := ARRAY(SELECT t.column_name FROM idsync._translated(reg.relid) t);
@@ -163,7 +163,7 @@ BEGIN
                   idsync._resolved_sql(reg, source));
 END $$;
 
--- Merges: the flag raised by a checked function, rejects parked through one
+-- Parks one staged row in idsync.rejects with the error that refused it.
 CREATE FUNCTION _park(reg tables, stage regclass, ord bigint, source uuid, state text,
                                  message text, detail text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -192,7 +192,7 @@ DECLARE
     state text;
     message text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM idsync._references(reg.relid)) THEN
+    IF NOT (idsync._plan(reg) ->> 'has_references')::boolean THEN
         RETURN 0;
     END IF;
     -- Detection and parking in one statement: a parent merged meanwhile by another session
@@ -206,8 +206,8 @@ BEGIN
         '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
         '    ''[]'')) AS n FROM w) '
         'SELECT coalesce(array_agg(w.idsync_ord), ''{}'') FROM w, parked',
-        idsync._resolved_sql(reg, stage));
-    refs := ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(reg.relid) t);
+        reg.plan ->> 'resolved');
+    refs := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'reference_ids'));
     BEGIN
         EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
     EXCEPTION WHEN data_exception THEN
@@ -284,15 +284,14 @@ BEGIN
         idsync._row_hash_expr(reg, 'cur'), idsync._row_hash_expr(reg, 'excluded'));
 END $$;
 
--- Merges staged rows lo..hi (by idsync_ord) of `rows_sql` (a query over the stage with
--- idsync_ord, see _merge_source, so references resolve in the same statement). A row the
+-- Merges the staged rows lo..hi (by idsync_ord) with the table's merge plan (references
+-- resolve in the same statement, see _build_plan). A row the
 -- target refuses for its data (class 22, 23, 27000, or an exception raised by a trigger) is
 -- parked in idsync.rejects: the range is halved until the refused rows stand alone, so k bad
 -- rows cost about 2k log n attempts and the good rows all merge. Other errors (serialization,
 -- deadlock, cancel) abort the merge.
-CREATE FUNCTION _merge_range(reg tables, stage regclass, rows_sql text, lo bigint, hi bigint,
-                             source uuid, INOUT inserted integer, INOUT updated integer,
-                             INOUT rejected integer)
+CREATE FUNCTION _merge_range(reg tables, stage regclass, lo bigint, hi bigint, source uuid,
+                             INOUT inserted integer, INOUT updated integer, INOUT rejected integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     got_inserted integer;
@@ -306,9 +305,7 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        EXECUTE idsync._merge_statement(reg, format(
-            '(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN %s AND %s) s', rows_sql, lo, hi))
-        INTO got_inserted, got_updated;
+        EXECUTE reg.plan ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
         inserted := inserted + got_inserted;
         updated := updated + got_updated;
         RETURN;
@@ -328,11 +325,13 @@ BEGIN
     END IF;
     mid := lo + (hi - lo) / 2;
     SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_range(reg, stage, rows_sql, lo, mid, source, inserted, updated, rejected);
+    FROM idsync._merge_range(reg, stage, lo, mid, source, inserted, updated, rejected);
     SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_range(reg, stage, rows_sql, mid + 1, hi, source, inserted, updated, rejected);
+    FROM idsync._merge_range(reg, stage, mid + 1, hi, source, inserted, updated, rejected);
 END $$;
 
+-- Merges the numbered stage of `reg`: rows waiting for a referenced row are parked first, the
+-- rest merge (by halves around refused rows).
 -- Merges the numbered stage of `reg`: rows waiting for a referenced row are parked first, the
 -- rest merge (by halves around refused rows).
 CREATE FUNCTION _merge_stage(reg tables, stage regclass, received integer, source uuid,
@@ -341,8 +340,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     rejected := idsync._park_waiting(reg, stage, source);
     SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_range(reg, stage, idsync._merge_source(reg, stage, 'idsync_ord'),
-                             1, received, source, 0, 0, rejected);
+    FROM idsync._merge_range(reg, stage, 1, received, source, 0, 0, rejected);
 END $$;
 
 -- merge_items, and the retries of parked rows: with raise_point the source's incoming point
@@ -355,9 +353,9 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols name[] := idsync._replicated_columns(reg);
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
     stage regclass;
-    fill text;
+    fill text := reg.plan ->> 'fill';
     bad jsonb;
     last_point bigint;
     entry record;
@@ -390,19 +388,12 @@ BEGIN
     -- value does not convert, one by one (a one-item array, its ord shifted by $3) so that only
     -- the refused rows are parked. Rows with a column this node does not have are parked below.
     stage := idsync._stage(reg);
-    fill := format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                   'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s '
-                   'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
-                   'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                   'WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
-                   stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-                   (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c));
     BEGIN
-        EXECUTE fill USING items, cols::text[], 0::bigint;
+        EXECUTE fill USING items, cols, 0::bigint;
     EXCEPTION WHEN data_exception THEN
         FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
             BEGIN
-                EXECUTE fill USING jsonb_build_array(entry.e), cols::text[], entry.ord - 1;
+                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1;
             EXCEPTION WHEN data_exception THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
@@ -491,11 +482,11 @@ BEGIN
             EXECUTE idsync._merge_statement(reg, format('%s s', staging)) INTO inserted, updated;
         ELSE
             EXECUTE format('SELECT count(*) FROM (%s) v WHERE v.idsync_missing IS NOT NULL',
-                           idsync._resolved_sql(reg, staging)) INTO rejected;
+                           idsync._resolved_sql(reg, staging::text)) INTO rejected;
             IF rejected > 0 THEN
                 RAISE EXCEPTION USING ERRCODE = '23503';
             END IF;
-            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, staging)))
+            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, staging::text)))
             INTO inserted, updated;
         END IF;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation
@@ -599,7 +590,7 @@ BEGIN
                            (SELECT string_agg('x.' || quote_ident(c), ', ') FROM unnest(idsync._replicated_columns(child_reg)) c))
                 USING child;
                 EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v WHERE v.idsync_missing IS NULL',
-                               idsync._resolved_sql(child_reg, stage)) INTO ready;
+                               idsync._plan(child_reg) ->> 'resolved') INTO ready;
             EXCEPTION WHEN data_exception THEN
                 ready := NULL; -- a key that does not convert stays parked; retry_rejects shows it
             END;
