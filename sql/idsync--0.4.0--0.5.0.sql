@@ -503,14 +503,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
     cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
-    stage regclass;
-    fill text := reg.plan ->> 'fill';
     bad jsonb;
     last_point bigint;
-    entry record;
-    state text;
-    message text;
-    parked integer := 0;
 BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = '22004';
@@ -533,35 +527,23 @@ BEGIN
     received := jsonb_array_length(items);
     SELECT max((e ->> 'point')::bigint) INTO last_point FROM jsonb_array_elements(items) e;
 
-    -- Stage the rows with the staging types (references as jsonb): all at once, or, when a
-    -- value does not convert, one by one (a one-item array, its ord shifted by $3) so that only
-    -- the refused rows are parked. Rows with a column this node does not have are parked below.
-    stage := idsync._stage(reg);
-    BEGIN
-        EXECUTE fill USING items, cols, 0::bigint;
-    EXCEPTION WHEN data_exception THEN
-        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
-            BEGIN
-                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1;
-            EXCEPTION WHEN data_exception THEN
-                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-                parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
-                    'point', (entry.e ->> 'point')::bigint, 'item', entry.e -> 'item',
-                    'sqlstate', state, 'message', message)));
-            END;
-        END LOOP;
-    END;
-    SELECT parked + coalesce(idsync._park_rows(target, source, jsonb_agg(jsonb_build_object(
-               'point', (x.e ->> 'point')::bigint, 'item', x.e -> 'item', 'sqlstate', '42703',
-               'message', format('column %s of table %s does not exist on this node', x.unknown, target)))), 0)
-    INTO parked
-    FROM (SELECT e, (SELECT string_agg(k, ', ') FROM jsonb_object_keys(e -> 'item') k
-                     WHERE k <> ALL (cols)) AS unknown
-          FROM jsonb_array_elements(items) e) x
-    WHERE x.unknown IS NOT NULL;
-
-    SELECT * INTO inserted, updated, rejected FROM idsync._merge_stage(reg, stage, received, source);
-    rejected := rejected + parked;
+    -- The common case in one statement, straight from the batch: no references to resolve, no
+    -- column this node lacks, and no row refused (if one is, the statement is undone and the
+    -- rows take the staged way below).
+    IF NOT (reg.plan ->> 'has_references')::boolean
+       AND NOT EXISTS (SELECT FROM jsonb_array_elements(items) e, jsonb_object_keys(e -> 'item') k
+                       WHERE k <> ALL (cols)) THEN
+        BEGIN
+            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items;
+            rejected := 0;
+        EXCEPTION WHEN data_exception OR integrity_constraint_violation
+                       OR triggered_data_change_violation OR raise_exception THEN
+            inserted := NULL;
+        END;
+    END IF;
+    IF inserted IS NULL THEN
+        SELECT * INTO inserted, updated, rejected FROM idsync._merge_staged_items(reg, items, source);
+    END IF;
     unchanged := received - inserted - updated - rejected;
 
     -- Always, also when nothing changed: a receiver whose rows are all newer must still move
@@ -1021,7 +1003,48 @@ BEGIN
     RETURN total;
 END $$;
 
-CREATE FUNCTION _build_plan(target regclass) RETURNS void
+CREATE FUNCTION _merge_staged_items(reg tables, items jsonb, source uuid,
+                                    OUT inserted integer, OUT updated integer, OUT rejected integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'columns'));
+    fill text := reg.plan ->> 'fill';
+    stage regclass := idsync._stage(reg);
+    target regclass := reg.relid;
+    entry record;
+    state text;
+    message text;
+    parked integer := 0;
+BEGIN
+    BEGIN
+        EXECUTE fill USING items, cols, 0::bigint;
+    EXCEPTION WHEN data_exception THEN
+        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
+            BEGIN
+                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1;
+            EXCEPTION WHEN data_exception THEN
+                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+                parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
+                    'point', (entry.e ->> 'point')::bigint, 'item', entry.e -> 'item',
+                    'sqlstate', state, 'message', message)));
+            END;
+        END LOOP;
+    END;
+    SELECT parked + coalesce(idsync._park_rows(target, source, jsonb_agg(jsonb_build_object(
+               'point', (x.e ->> 'point')::bigint, 'item', x.e -> 'item', 'sqlstate', '42703',
+               'message', format('column %s of table %s does not exist on this node', x.unknown, target)))), 0)
+    INTO parked
+    FROM (SELECT e, (SELECT string_agg(k, ', ') FROM jsonb_object_keys(e -> 'item') k
+                     WHERE k <> ALL (cols)) AS unknown
+          FROM jsonb_array_elements(items) e) x
+    WHERE x.unknown IS NOT NULL;
+
+    SELECT * INTO inserted, updated, rejected
+    FROM idsync._merge_stage(reg, stage, jsonb_array_length(items), source);
+    rejected := rejected + parked;
+END $$;
+
+CREATE OR REPLACE FUNCTION _build_plan(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
@@ -1061,6 +1084,11 @@ BEGIN
         -- columns that hold the resolved ids
         'resolved', CASE WHEN has_references THEN idsync._resolved_sql(reg, stage) END,
         'reference_ids', to_jsonb(ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(target) t)),
+        -- the merge of a batch of items ($1) of a table without references, straight from
+        -- the batch: (inserted, updated)
+        'merge_batch', CASE WHEN NOT has_references THEN idsync._merge_statement(reg, format(
+            '(SELECT r.* FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r) s',
+            target)) END,
         -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
         'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
                                                      idsync._merge_source(reg, stage, 'idsync_ord'))))

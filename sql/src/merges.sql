@@ -354,14 +354,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
     cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
-    stage regclass;
-    fill text := reg.plan ->> 'fill';
     bad jsonb;
     last_point bigint;
-    entry record;
-    state text;
-    message text;
-    parked integer := 0;
 BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = '22004';
@@ -384,10 +378,53 @@ BEGIN
     received := jsonb_array_length(items);
     SELECT max((e ->> 'point')::bigint) INTO last_point FROM jsonb_array_elements(items) e;
 
-    -- Stage the rows with the staging types (references as jsonb): all at once, or, when a
-    -- value does not convert, one by one (a one-item array, its ord shifted by $3) so that only
-    -- the refused rows are parked. Rows with a column this node does not have are parked below.
-    stage := idsync._stage(reg);
+    -- The common case in one statement, straight from the batch: no references to resolve, no
+    -- column this node lacks, and no row refused (if one is, the statement is undone and the
+    -- rows take the staged way below).
+    IF NOT (reg.plan ->> 'has_references')::boolean
+       AND NOT EXISTS (SELECT FROM jsonb_array_elements(items) e, jsonb_object_keys(e -> 'item') k
+                       WHERE k <> ALL (cols)) THEN
+        BEGIN
+            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items;
+            rejected := 0;
+        EXCEPTION WHEN data_exception OR integrity_constraint_violation
+                       OR triggered_data_change_violation OR raise_exception THEN
+            inserted := NULL;
+        END;
+    END IF;
+    IF inserted IS NULL THEN
+        SELECT * INTO inserted, updated, rejected FROM idsync._merge_staged_items(reg, items, source);
+    END IF;
+    unchanged := received - inserted - updated - rejected;
+
+    -- Always, also when nothing changed: a receiver whose rows are all newer must still move
+    -- the sender's point forward, or the sender stays diff-capped for ever.
+    IF raise_point AND source IS NOT NULL AND last_point IS NOT NULL THEN
+        PERFORM idsync._raise_sync(target, source, last_point, true);
+    END IF;
+    PERFORM idsync._end_apply(target);
+    PERFORM idsync.retry_waiting(target);
+    sync_point := CASE WHEN raise_point AND source IS NOT NULL THEN idsync.get_sync(target, source) END;
+    RETURN NEXT;
+END $$;
+
+-- The staged way of a batch: the rows go into the stage with the staging types (references as
+-- jsonb): all at once, or, when a value does not convert, one by one (a one-item array, its
+-- ord shifted by $3) so that only the refused rows are parked; rows with a column this node
+-- does not have are parked; then waiting rows are parked and the rest merge by halves.
+CREATE FUNCTION _merge_staged_items(reg tables, items jsonb, source uuid,
+                                    OUT inserted integer, OUT updated integer, OUT rejected integer)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'columns'));
+    fill text := reg.plan ->> 'fill';
+    stage regclass := idsync._stage(reg);
+    target regclass := reg.relid;
+    entry record;
+    state text;
+    message text;
+    parked integer := 0;
+BEGIN
     BEGIN
         EXECUTE fill USING items, cols, 0::bigint;
     EXCEPTION WHEN data_exception THEN
@@ -411,19 +448,9 @@ BEGIN
           FROM jsonb_array_elements(items) e) x
     WHERE x.unknown IS NOT NULL;
 
-    SELECT * INTO inserted, updated, rejected FROM idsync._merge_stage(reg, stage, received, source);
+    SELECT * INTO inserted, updated, rejected
+    FROM idsync._merge_stage(reg, stage, jsonb_array_length(items), source);
     rejected := rejected + parked;
-    unchanged := received - inserted - updated - rejected;
-
-    -- Always, also when nothing changed: a receiver whose rows are all newer must still move
-    -- the sender's point forward, or the sender stays diff-capped for ever.
-    IF raise_point AND source IS NOT NULL AND last_point IS NOT NULL THEN
-        PERFORM idsync._raise_sync(target, source, last_point, true);
-    END IF;
-    PERFORM idsync._end_apply(target);
-    PERFORM idsync.retry_waiting(target);
-    sync_point := CASE WHEN raise_point AND source IS NOT NULL THEN idsync.get_sync(target, source) END;
-    RETURN NEXT;
 END $$;
 
 CREATE FUNCTION merge_items(target regclass, items jsonb, source uuid DEFAULT NULL)
