@@ -1,6 +1,10 @@
 -- insert_missing and its two forms: insert the rows of a batch that a table lacks and return
 -- the id of every input row, safely while other sessions insert the same rows. The application
 -- API: EXECUTE is PUBLIC's. README.md, "SQL reference", documents every rule and error.
+--
+-- No SET search_path here, on purpose: the three deparse and plan their SQL with search_path
+-- pinned (the plan keeps that path) but run it under the caller's, so that the target's own
+-- triggers and defaults behave as after an INSERT by the caller.
 
 -- Inserts the rows of a batch that `target` lacks and returns the id of every input row.
 -- The batch is columnar: one array per entry of `columns`, all of the same length.

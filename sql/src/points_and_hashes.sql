@@ -1,6 +1,10 @@
 -- The building blocks in C: change points and the stable point, the hybrid logical clock, row
 -- and content hashes, and the triggers of registered tables (which read the table's
 -- registration, never their arguments).
+--
+-- row_hash, hlc_now, hlc_time and the two row triggers have no SET search_path: they run no SQL,
+-- or pin the path themselves around the SQL they run (a SET clause would cost a GUC save and
+-- restore on every row).
 
 CREATE FUNCTION next_point() RETURNS bigint
 AS 'MODULE_PATHNAME', 'idsync_next_point' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
