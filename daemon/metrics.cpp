@@ -132,6 +132,12 @@ void render_peers(std::string &out, const std::map<std::string, PeerStats> &peer
     for (const auto &[name, stats] : peers)
         sample(out, "idsyncd_peer_connect_failures_total", peer_labels(name),
                std::to_string(stats.connect_failures));
+    header(out, "idsyncd_peer_backoff_seconds", "gauge",
+           "Delay before the next attempt while the peer fails; 0 when it does not (an outage of "
+           "the local database never backs a peer off).");
+    for (const auto &[name, stats] : peers)
+        sample(out, "idsyncd_peer_backoff_seconds", peer_labels(name),
+               format_double(stats.backoff_seconds));
 }
 
 } // namespace

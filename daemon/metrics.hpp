@@ -25,7 +25,8 @@ struct PairStats {
 
 struct PeerStats {
     uint64_t connect_failures = 0;
-    bool up = false; // the latest connection attempt or call succeeded
+    bool up = false;            // the latest connection attempt or call succeeded
+    double backoff_seconds = 0; // the delay before the next attempt, while the peer is failing
 };
 
 class Metrics {

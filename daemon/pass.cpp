@@ -310,6 +310,7 @@ Task<TableOutcome> replicate_table(PassContext &context, const TableInfo &table)
         outcome.success = false;
         outcome.error = error.what();
         outcome.connection_lost = error.connection_lost;
+        outcome.local_lost = error.connection_lost && error.connection == context.local.label();
     } catch (const Stopped &) {
         outcome.success = false;
         outcome.stopped = true;

@@ -46,6 +46,7 @@ struct TableOutcome {
     bool success = false;
     bool capped = false;          // diff_capped: rows left for the next pass
     bool connection_lost = false; // the pass to this peer cannot go on
+    bool local_lost = false;      // ... because the local database's connection failed
     bool stopped = false;         // interrupted by shutdown
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;

@@ -22,6 +22,7 @@ void PassSummary::add(const PassSummary &other)
     rejects += other.rejects;
     corrected_points += other.corrected_points;
     unreachable = unreachable || other.unreachable;
+    local_down = local_down || other.local_down;
 }
 
 std::string PassSummary::line(const std::string &to) const

@@ -53,6 +53,7 @@ struct PassSummary {
     uint64_t corrected_points = 0;
     double seconds = 0;
     bool unreachable = false; // the peer or the local database could not be reached
+    bool local_down = false;  // ... and it was the local database
 
     void add(const TableOutcome &outcome);
     void add(const PassSummary &other);

@@ -96,7 +96,7 @@ void PgConnection::fail(const std::string &what, const char *sqlstate)
     if (conn_)
         message += ": " + one_line(PQerrorMessage(conn_));
     close();
-    throw PgError(message, sqlstate, true);
+    throw PgError(message, sqlstate, true, label_);
 }
 
 void PgConnection::on_poll(uv_poll_t *handle, int, int)
@@ -114,7 +114,7 @@ void PgConnection::on_poll(uv_poll_t *handle, int, int)
 Task<PgConnection::Woken> PgConnection::wait_socket(int events, double seconds)
 {
     if (!conn_)
-        throw PgError(label_ + ": connection closed", "08003", true);
+        throw PgError(label_ + ": connection closed", "08003", true, label_);
     // libpq may switch sockets while connecting (another host or address); one poll handle
     // per socket, made again when it changes.
     int fd = PQsocket(conn_);
@@ -139,7 +139,7 @@ Task<PgConnection::Woken> PgConnection::wait_socket(int events, double seconds)
     woken_ = Woken::ready;
     co_await waiter_.wait();
     if (woken_ == Woken::closed)
-        throw PgError(label_ + ": connection closed", "08003", true);
+        throw PgError(label_ + ": connection closed", "08003", true, label_);
     co_return woken_;
 }
 
@@ -152,7 +152,7 @@ Task<void> PgConnection::connect()
     const char *values[] = {dsn_.c_str(), "idsyncd", nullptr};
     conn_ = PQconnectStartParams(keys, values, 1);
     if (!conn_)
-        throw PgError(label_ + ": cannot connect: out of memory", "08001", true);
+        throw PgError(label_ + ": cannot connect: out of memory", "08001", true, label_);
     if (PQstatus(conn_) == CONNECTION_BAD)
         fail("cannot connect", "08001");
     double deadline = monotonic_seconds() + conn_timeout_;
@@ -228,7 +228,7 @@ Task<void> PgConnection::send_cancel()
     cancel_pending_ = true;
     co_await waiter_.wait();
     if (!conn_)
-        throw PgError(label_ + ": connection closed", "08003", true);
+        throw PgError(label_ + ": connection closed", "08003", true, label_);
 }
 
 Task<void> PgConnection::wait_input(double &deadline, bool &cancelled)
@@ -258,13 +258,13 @@ void PgConnection::raise(const PgResult &error, bool cancelled, double limit)
     bool lost = PQstatus(conn_) != CONNECTION_OK;
     if (lost)
         close();
-    throw PgError(label_ + ": " + message, sqlstate, lost);
+    throw PgError(label_ + ": " + message, sqlstate, lost, label_);
 }
 
 void PgConnection::give_up(const char *what, double seconds, const char *sqlstate)
 {
     close();
-    throw PgError(label_ + ": " + strprintf(what, seconds), sqlstate, true);
+    throw PgError(label_ + ": " + strprintf(what, seconds), sqlstate, true, label_);
 }
 
 Task<PgResult> PgConnection::collect_results(bool stop_at_copy, double timeout)
@@ -302,7 +302,7 @@ Task<PgResult> PgConnection::collect_results(bool stop_at_copy, double timeout)
 Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, double timeout)
 {
     if (!connected())
-        throw PgError(label_ + ": not connected", "08003", true);
+        throw PgError(label_ + ": not connected", "08003", true, label_);
     std::vector<const char *> values;
     values.reserve(params.size());
     for (const auto &param : params)
@@ -317,13 +317,13 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
 Task<void> PgConnection::copy_begin(std::string sql, bool out)
 {
     if (!connected())
-        throw PgError(label_ + ": not connected", "08003", true);
+        throw PgError(label_ + ": not connected", "08003", true, label_);
     if (!PQsendQuery(conn_, sql.c_str()))
         fail("cannot send COPY");
     co_await flush();
     PgResult result = co_await collect_results(true, 0);
     if (PQresultStatus(result.get()) != (out ? PGRES_COPY_OUT : PGRES_COPY_IN))
-        throw PgError(label_ + ": COPY did not start", "", false);
+        throw PgError(label_ + ": COPY did not start", "", false, label_);
 }
 
 Task<bool> PgConnection::copy_out_read(std::string &out)

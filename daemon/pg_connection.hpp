@@ -19,13 +19,15 @@
 // unanswered); otherwise the server refused this statement and the session is still usable.
 class PgError : public std::runtime_error {
 public:
-    PgError(const std::string &message, std::string sqlstate, bool connection_lost)
+    PgError(const std::string &message, std::string sqlstate, bool connection_lost,
+            std::string connection = "")
         : std::runtime_error(message), sqlstate(std::move(sqlstate)),
-          connection_lost(connection_lost)
+          connection_lost(connection_lost), connection(std::move(connection))
     {
     }
     std::string sqlstate;
     bool connection_lost;
+    std::string connection; // the label of the connection that failed (PgConnection::label)
 };
 
 // Owns a PGresult.

@@ -89,6 +89,7 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
         owner_.metrics().set_local_up(!error.connection_lost);
         log_error(error.what());
         summary.unreachable = true;
+        summary.local_down = error.connection_lost;
         summary.seconds = monotonic_seconds() - started;
         co_return summary;
     }
@@ -133,8 +134,13 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
             log_error(strprintf("%s to %s failed: %s", table.name.c_str(), config_.name.c_str(),
                                 outcome.error.c_str()));
         if (outcome.connection_lost) {
-            peer_stats.up = remote_->connected();
             summary.unreachable = true;
+            if (outcome.local_lost) {
+                summary.local_down = true;
+                owner_.metrics().set_local_up(false);
+            } else {
+                peer_stats.up = remote_->connected();
+            }
             break;
         }
     }
@@ -160,14 +166,22 @@ Task<void> Peer::run(bool once, double first_delay)
         if (once || stopping_)
             break;
         double delay;
-        if (summary.unreachable) {
+        PeerStats &peer_stats = owner_.metrics().peer(config_.name);
+        if (summary.local_down) {
+            // Our own database, not the peer: the peer is not backed off, and the pass is tried
+            // again soon, so that the first one after the database returns runs at once.
+            delay = std::min(config->backoff_base, config->interval);
+            peer_stats.backoff_seconds = 0;
+        } else if (summary.unreachable) {
             failures_++;
             delay = backoff_delay(failures_, config->backoff_base, config->backoff_max,
                                   owner_.random01());
+            peer_stats.backoff_seconds = delay;
             log_info(strprintf("%s: unreachable %d time%s in a row; next attempt in %.1f s",
                                config_.name.c_str(), failures_, failures_ == 1 ? "" : "s", delay));
         } else {
             failures_ = 0;
+            peer_stats.backoff_seconds = 0;
             // Sleep only the part of the interval the pass did not use.
             delay = std::max(0.0, config->interval - summary.seconds);
         }

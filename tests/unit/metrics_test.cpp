@@ -71,7 +71,9 @@ START_TEST(pair_counters_carry_peer_and_table)
     stats.diff_capped = 8;
     stats.rows_sent = 18446744073709551615ull;
     stats.rejects = 9;
+    stats.corrected_points = 10;
     stats.lag_points = 42;
+    metrics.peer("b").backoff_seconds = 2.5;
     metrics.set_local_up(true);
     std::string text = metrics.render();
     std::string labels = "{peer=\"b\",table=\"public.items\"} ";
@@ -85,6 +87,8 @@ START_TEST(pair_counters_carry_peer_and_table)
     ck_assert(has_line(text, "idsyncd_diff_capped_total" + labels + "8"));
     ck_assert(has_line(text, "idsyncd_rows_sent_total" + labels + "18446744073709551615"));
     ck_assert(has_line(text, "idsyncd_rejects_total" + labels + "9"));
+    ck_assert(has_line(text, "idsyncd_sync_points_corrected_total" + labels + "10"));
+    ck_assert(has_line(text, "idsyncd_peer_backoff_seconds{peer=\"b\"} 2.5"));
     ck_assert(has_line(text, "idsyncd_pass_duration_seconds" + labels + "0"));
     ck_assert(has_line(text, "idsyncd_lag_points" + labels + "42"));
     ck_assert(has_line(text, "idsyncd_local_up 1"));
