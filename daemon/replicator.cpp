@@ -87,7 +87,9 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
         owner_.metrics().set_local_up(true);
     } catch (const PgError &error) {
         owner_.metrics().set_local_up(!error.connection_lost);
-        log_error(error.what());
+        // Once per outage, not once per retry.
+        if (!error.connection_lost || local_failures_ == 0)
+            log_error(error.what());
         summary.unreachable = true;
         summary.local_down = error.connection_lost;
         summary.seconds = monotonic_seconds() - started;
@@ -161,8 +163,16 @@ Task<void> Peer::run(bool once, double first_delay)
             summary = co_await pass(config);
         owner_.slots().release();
         last_pass_ = summary;
-        if (summary.tables > 0 || summary.unreachable)
+        if (summary.tables > 0 || (summary.unreachable && !summary.local_down))
             log_info(summary.line(config_.name));
+        if (summary.local_down) {
+            local_failures_++;
+        } else if (local_failures_ > 0) {
+            log_info(strprintf("%s: the local database is back after %d failed attempt%s",
+                               config_.name.c_str(), local_failures_,
+                               local_failures_ == 1 ? "" : "s"));
+            local_failures_ = 0;
+        }
         if (once || stopping_)
             break;
         double delay;

@@ -48,7 +48,8 @@ private:
     Sleeper sleeper_;
     bool stopping_ = false;
     bool finished_ = false;
-    int failures_ = 0; // consecutive passes that could not reach the peer
+    int failures_ = 0;       // consecutive passes that could not reach the peer
+    int local_failures_ = 0; // consecutive passes that could not use the local database
     PassSummary last_pass_;
 };
 
