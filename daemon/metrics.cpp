@@ -132,6 +132,11 @@ void render_peers(std::string &out, const std::map<std::string, PeerStats> &peer
     for (const auto &[name, stats] : peers)
         sample(out, "idsyncd_peer_connect_failures_total", peer_labels(name),
                std::to_string(stats.connect_failures));
+    header(out, "idsyncd_change_passes_total", "counter",
+           "Passes started by a change here (LISTEN idsync_changes), of the changed tables only.");
+    for (const auto &[name, stats] : peers)
+        sample(out, "idsyncd_change_passes_total", peer_labels(name),
+               std::to_string(stats.change_passes));
     header(out, "idsyncd_peer_backoff_seconds", "gauge",
            "Delay before the next attempt while the peer fails; 0 when it does not (an outage of "
            "the local database never backs a peer off).");

@@ -27,6 +27,7 @@ struct PeerStats {
     uint64_t connect_failures = 0;
     bool up = false;            // the latest connection attempt or call succeeded
     double backoff_seconds = 0; // the delay before the next attempt, while the peer is failing
+    uint64_t change_passes = 0; // passes started by changes here, of the changed tables only
 };
 
 class Metrics {

@@ -382,3 +382,27 @@ Task<PgResult> PgConnection::copy_in_end()
     co_await flush();
     co_return co_await collect_results(false, 0);
 }
+
+void PgConnection::take_notifications(std::vector<std::string> &out)
+{
+    if (!PQconsumeInput(conn_))
+        fail("lost while listening");
+    while (PGnotify *notify = PQnotifies(conn_)) {
+        out.emplace_back(notify->extra ? notify->extra : "");
+        PQfreemem(notify);
+    }
+}
+
+Task<std::vector<std::string>> PgConnection::wait_notifications(double seconds)
+{
+    std::vector<std::string> payloads;
+    if (!connected())
+        fail("not connected", "08003");
+    take_notifications(payloads);
+    if (!payloads.empty())
+        co_return payloads;
+    Woken woken = co_await wait_socket(UV_READABLE, seconds);
+    if (woken == Woken::ready)
+        take_notifications(payloads);
+    co_return payloads;
+}

@@ -85,6 +85,10 @@ public:
     Task<void> copy_in_send(const std::string &data);
     Task<PgResult> copy_in_end();
 
+    // After LISTEN: the payloads of the notifications that arrive within `seconds` (none when
+    // the time passes first); throws PgError when the connection is lost.
+    Task<std::vector<std::string>> wait_notifications(double seconds);
+
     // Closes the connection now; a coroutine waiting on it resumes with a PgError.
     void close();
 
@@ -107,6 +111,8 @@ private:
     [[noreturn]] void raise(const PgResult &error, bool cancelled, double limit);
     [[noreturn]] void fail(const std::string &what, const char *sqlstate = "08006");
     static void on_poll(uv_poll_t *handle, int status, int events);
+    // Reads what the server sent and moves the notifications' payloads to `out`.
+    void take_notifications(std::vector<std::string> &out);
 
     uv_loop_t *loop_;
     std::string label_;

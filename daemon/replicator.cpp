@@ -52,6 +52,13 @@ void Peer::update(const PeerConfig &config, const std::string &local_dsn)
     local_dsn_ = local_dsn;
 }
 
+void Peer::changed(const std::string &table)
+{
+    changed_.insert(table);
+    if (wakeable_)
+        sleeper_.wake();
+}
+
 void Peer::count(const std::string &table, const TableOutcome &outcome, double seconds)
 {
     PairStats &stats = owner_.metrics().pair(config_.name, table);
@@ -62,7 +69,8 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
         stats.lag_points = outcome.lag;
 }
 
-Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
+Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
+                             const std::set<std::string> *only)
 {
     PassSummary summary;
     double started = monotonic_seconds();
@@ -81,6 +89,8 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
     try {
         co_await local_->connect();
         tables = co_await list_tables(*local_);
+        if (only != nullptr)
+            std::erase_if(tables, [only](const TableInfo &t) { return !only->count(t.name); });
         // The points we merged from other nodes, passed on to the peer once it has every row we
         // have (transitive sync); then the cut of the pass.
         start = co_await start_pass(*local_, tables);
@@ -153,18 +163,38 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config)
 Task<void> Peer::run(bool once, double first_delay)
 {
     // Spread the first passes of many daemons and peers over the interval (Swift does too).
+    wakeable_ = true;
     if (first_delay > 0)
         co_await sleeper_.sleep(first_delay);
+    wakeable_ = false;
+    double next_full = 0; // when the next pass of every table is due
     while (!stopping_) {
         co_await owner_.slots().acquire();
         std::shared_ptr<const Config> config = owner_.config();
+        // Every table once per interval; in between, only the tables that changed.
+        bool full = once || monotonic_seconds() >= next_full || changed_.empty();
+        std::set<std::string> only;
+        only.swap(changed_);
+        double started = monotonic_seconds();
         PassSummary summary;
         if (!stopping_)
-            summary = co_await pass(config);
+            summary = co_await pass(config, full ? nullptr : &only);
         owner_.slots().release();
         last_pass_ = summary;
-        if (summary.tables > 0 || (summary.unreachable && !summary.local_down))
+        PeerStats &peer_stats = owner_.metrics().peer(config_.name);
+        if (!full)
+            peer_stats.change_passes++;
+        if (full && !summary.unreachable)
+            next_full = started + config->interval;
+        // A change pass stopped at max_diffs goes on with the next pass (one that failed waits
+        // for the next full pass, so that a failing table cannot spin).
+        if (!full && summary.diff_capped > 0 && !summary.unreachable)
+            changed_.insert(only.begin(), only.end());
+        bool quiet = !full && summary.complete(); // a change pass that went well
+        if ((summary.tables > 0 || (summary.unreachable && !summary.local_down)) && !quiet)
             log_info(summary.line(config_.name));
+        else if (summary.tables > 0)
+            log_debug(summary.line(config_.name));
         if (summary.local_down) {
             local_failures_++;
         } else if (local_failures_ > 0) {
@@ -176,7 +206,6 @@ Task<void> Peer::run(bool once, double first_delay)
         if (once || stopping_)
             break;
         double delay;
-        PeerStats &peer_stats = owner_.metrics().peer(config_.name);
         if (summary.local_down) {
             // Our own database, not the peer: the peer is not backed off, and the pass is tried
             // again soon, so that the first one after the database returns runs at once.
@@ -192,10 +221,13 @@ Task<void> Peer::run(bool once, double first_delay)
         } else {
             failures_ = 0;
             peer_stats.backoff_seconds = 0;
-            // Sleep only the part of the interval the pass did not use.
-            delay = std::max(0.0, config->interval - summary.seconds);
+            // Changes that arrived during the pass go at once; else wait for the next change or
+            // the next full pass.
+            delay = changed_.empty() ? std::max(0.0, next_full - monotonic_seconds()) : 0;
         }
+        wakeable_ = !summary.unreachable || summary.local_down;
         co_await sleeper_.sleep(delay);
+        wakeable_ = false;
     }
 }
 
@@ -205,8 +237,16 @@ Task<void> Peer::run(bool once, double first_delay)
 
 Replicator::Replicator(uv_loop_t *loop, const Config &config, bool once)
     : loop_(loop), config_(std::make_shared<const Config>(config)), once_(once),
-      slots_(config.concurrency), random_(std::random_device{}()), deadline_(loop), finisher_(loop)
+      slots_(config.concurrency), random_(std::random_device{}()), deadline_(loop), finisher_(loop),
+      listener_(
+          loop, [this](const std::string &table) { on_change(table); }, [this] { peer_finished(); })
 {
+}
+
+void Replicator::on_change(const std::string &table)
+{
+    for (auto &[name, peer] : peers_)
+        peer->changed(table);
 }
 
 Replicator::~Replicator() = default;
@@ -226,8 +266,10 @@ int Replicator::run()
         signals_[i]->data = this;
         uv_signal_start(signals_[i], on_signal, signums[i]);
     }
-    if (!once_)
+    if (!once_) {
         listen_metrics();
+        listener_.start(config_->local_dsn, config_->conn_timeout, config_->backoff_base);
+    }
     log_info(strprintf("starting: %zu peer%s, interval %g s, per_diff %d, max_diffs %d%s",
                        config_->peers.size(), config_->peers.size() == 1 ? "" : "s",
                        config_->interval, config_->per_diff, config_->max_diffs,
@@ -275,6 +317,7 @@ void Replicator::stop(const char *why)
         return;
     }
     stopping_ = true;
+    listener_.stop();
     double limit = config_->node_timeout + 5;
     log_info(strprintf("%s: stopping after the batches in flight (at most %g s)", why, limit));
     for (auto &[name, peer] : peers_)
@@ -333,6 +376,7 @@ void Replicator::reload()
         started->start(false, 0);
     }
     listen_metrics();
+    listener_.update(fresh.local_dsn, fresh.conn_timeout, fresh.backoff_base);
     log_info(strprintf("SIGHUP: configuration reloaded: %zu peer%s%s%s%s%s", peers_.size(),
                        peers_.size() == 1 ? "" : "s", added.empty() ? "" : "; added ",
                        added.c_str(), removed.empty() ? "" : "; removed ", removed.c_str()));
@@ -382,7 +426,7 @@ void Replicator::peer_finished()
             it = (*it)->finished() ? retired_.erase(it) : std::next(it);
         bool all_done = std::all_of(peers_.begin(), peers_.end(),
                                     [](const auto &entry) { return entry.second->finished(); });
-        if (all_done && retired_.empty() && (stopping_ || once_))
+        if (all_done && retired_.empty() && listener_.finished() && (stopping_ || once_))
             finish();
     });
 }

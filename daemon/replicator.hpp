@@ -5,11 +5,13 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <random>
 #include <string>
 
 #include <uv.h>
 
+#include "change_listener.hpp"
 #include "config.hpp"
 #include "http.hpp"
 #include "metrics.hpp"
@@ -32,12 +34,16 @@ public:
     void abort();
     // A reloaded configuration; new DSNs take effect at the start of the next pass.
     void update(const PeerConfig &config, const std::string &local_dsn);
+    // A statement changed `table` here: pass it to the peer soon (at once, unless the peer is
+    // backed off or a pass is running; then right after).
+    void changed(const std::string &table);
     bool finished() const { return finished_; }
     const PassSummary &last_pass() const { return last_pass_; }
 
 private:
     Task<void> run(bool once, double first_delay);
-    Task<PassSummary> pass(std::shared_ptr<const Config> config);
+    // A pass of every registered table, or only of those in `only` (a change-driven pass).
+    Task<PassSummary> pass(std::shared_ptr<const Config> config, const std::set<std::string> *only);
     void count(const std::string &table, const TableOutcome &outcome, double seconds);
 
     Replicator &owner_;
@@ -48,8 +54,10 @@ private:
     Sleeper sleeper_;
     bool stopping_ = false;
     bool finished_ = false;
-    int failures_ = 0;       // consecutive passes that could not reach the peer
-    int local_failures_ = 0; // consecutive passes that could not use the local database
+    int failures_ = 0;              // consecutive passes that could not reach the peer
+    int local_failures_ = 0;        // consecutive passes that could not use the local database
+    std::set<std::string> changed_; // tables changed since the last pass took them
+    bool wakeable_ = false;         // sleeping until the next pass, not backing off
     PassSummary last_pass_;
 };
 
@@ -75,6 +83,7 @@ private:
     void listen_metrics();
     void finish();
     std::string unhealthy() const;
+    void on_change(const std::string &table);
 
     uv_loop_t *loop_;
     std::shared_ptr<const Config> config_;
@@ -91,5 +100,6 @@ private:
     Timer deadline_;    // bounds the shutdown
     Timer finisher_;    // runs finish() outside of a peer's own callbacks
     PassSummary total_; // --once: every peer's pass
+    ChangeListener listener_;
     double started_ = 0;
 };

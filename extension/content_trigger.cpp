@@ -261,7 +261,11 @@ IDSYNC_FUNCTION(idsync_content_trigger)
         add_rows(td->tg_oldtable, rel, plan, nullptr, 0, -1, &delta);
         add_rows(td->tg_newtable, rel, plan, nullptr, 0, +1, &delta);
     }
-    if (delta.h1 != 0 || delta.h2 != 0 || delta.rows != 0)
+    if (delta.h1 != 0 || delta.h2 != 0 || delta.rows != 0) {
         append_delta(RelationGetRelid(rel), delta);
+        // Wakes idsyncd (LISTEN idsync_changes) at commit; PostgreSQL sends one notification
+        // per transaction and payload, however many statements changed the table.
+        Async_Notify("idsync_changes", idsync::relid_name(RelationGetRelid(rel)));
+    }
     return PointerGetDatum(nullptr);
 }

@@ -19,6 +19,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
