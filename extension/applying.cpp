@@ -6,6 +6,7 @@
 namespace idsync {
 
 int max_clock_skew_ms = 10 * 60 * 1000;
+bool notify_changes = true;
 
 namespace {
 

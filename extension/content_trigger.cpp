@@ -13,6 +13,7 @@
 // with search_path pinned.
 // (Transition tables are read here with a read pointer of our own, never through a query: a
 // query over them from this trigger corrupted backend memory under concurrent load.)
+#include "applying.hpp"
 #include "boundary.hpp"
 #include "registration.hpp"
 #include "row_hash.hpp"
@@ -265,7 +266,8 @@ IDSYNC_FUNCTION(idsync_content_trigger)
         append_delta(RelationGetRelid(rel), delta);
         // Wakes idsyncd (LISTEN idsync_changes) at commit; PostgreSQL sends one notification
         // per transaction and payload, however many statements changed the table.
-        Async_Notify("idsync_changes", idsync::relid_name(RelationGetRelid(rel)));
+        if (idsync::notify_changes)
+            Async_Notify("idsync_changes", idsync::relid_name(RelationGetRelid(rel)));
     }
     return PointerGetDatum(nullptr);
 }

@@ -38,6 +38,13 @@ void _PG_init(void)
         "idsync.rejects with SQLSTATE 22003.",
         &idsync::max_clock_skew_ms, 10 * 60 * 1000, 0, 24 * 60 * 60 * 1000, PGC_SUSET, GUC_UNIT_MS,
         nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "idsync.notify_changes",
+        "Notify idsync_changes when a statement changes a registered table.",
+        "idsyncd listens and replicates the changed tables at once. Turn it off in sessions that "
+        "PREPARE transactions (two-phase commit), which PostgreSQL refuses after a NOTIFY; "
+        "their changes then travel with the next full pass.",
+        &idsync::notify_changes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("idsync");
     idsync::register_apply_callbacks();
     idsync::register_registration_cache();
