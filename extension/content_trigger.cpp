@@ -162,7 +162,7 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
         return;
     TupleDesc desc = RelationGetDescr(rel);
     int nrefs = reg->nreferences;
-    idsync::HashPlan *plan = idsync::build_hash_plan(desc, reg->local_columns, reg->nlocal);
+    idsync::HashPlan *plan = idsync::registration_hash_plan(rel, reg, CurrentMemoryContext);
     Reference *refs = idsync::work_array0<Reference>(nrefs);
     int64 nrows = tuplestore_tuple_count(rows);
     for (int r = 0; r < nrefs; r++) {
@@ -245,7 +245,6 @@ IDSYNC_FUNCTION(idsync_content_trigger)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("idsync.content_trigger must fire AFTER ... FOR EACH STATEMENT")));
     Relation rel = td->tg_relation;
-    TupleDesc desc = RelationGetDescr(rel);
     const idsync::Registration *reg =
         idsync::trigger_registration(td, CurrentMemoryContext, "idsync.content_trigger");
     Delta delta = {0, 0, 0};
@@ -258,7 +257,7 @@ IDSYNC_FUNCTION(idsync_content_trigger)
         add_natural_rows(td->tg_oldtable, rel, reg, -1, &delta);
         add_natural_rows(td->tg_newtable, rel, reg, +1, &delta);
     } else {
-        idsync::HashPlan *plan = idsync::build_hash_plan(desc, reg->local_columns, reg->nlocal);
+        idsync::HashPlan *plan = idsync::registration_hash_plan(rel, reg, CurrentMemoryContext);
         add_rows(td->tg_oldtable, rel, plan, nullptr, 0, -1, &delta);
         add_rows(td->tg_newtable, rel, plan, nullptr, 0, +1, &delta);
     }

@@ -62,6 +62,7 @@ int array_column(HeapTuple row, TupleDesc desc, Oid tables, const char *name, Me
 struct CacheEntry {
     Oid relid; // hash key
     Registration *reg;
+    HashPlan *hash_plan; // built on first use
     MemoryContext context;
 };
 HTAB *cache = nullptr;
@@ -182,10 +183,39 @@ const Registration *load_registration(Oid relid, MemoryContext context)
         }
         entry = static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_ENTER, nullptr));
         entry->reg = reg;
+        entry->hash_plan = nullptr;
         entry->context = own;
     }
     // A copy: the cached one may go at the next invalidation, in the middle of a statement.
     return copy_registration(entry->reg, context);
+}
+
+HashPlan *registration_hash_plan(Relation rel, const Registration *reg, MemoryContext context)
+{
+    Oid relid = RelationGetRelid(rel);
+    auto *entry = cache == nullptr
+                      ? nullptr
+                      : static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
+    if (entry == nullptr) // invalidated meanwhile: build one for this statement only
+        return build_hash_plan(RelationGetDescr(rel), reg->local_columns, reg->nlocal);
+    if (entry->hash_plan == nullptr) {
+        MemoryContext old = MemoryContextSwitchTo(entry->context);
+        entry->hash_plan =
+            build_hash_plan(RelationGetDescr(rel), entry->reg->local_columns, entry->reg->nlocal);
+        MemoryContextSwitchTo(old);
+    }
+    const HashPlan *cached = entry->hash_plan;
+    auto *plan = static_cast<HashPlan *>(MemoryContextAlloc(context, sizeof(HashPlan)));
+    plan->ncolumns = cached->ncolumns;
+    plan->attnums = static_cast<AttrNumber *>(
+        MemoryContextAlloc(context, sizeof(AttrNumber) * Max(cached->ncolumns, 1)));
+    plan->send = static_cast<FmgrInfo *>(
+        MemoryContextAlloc(context, sizeof(FmgrInfo) * Max(cached->ncolumns, 1)));
+    for (int c = 0; c < cached->ncolumns; c++) {
+        plan->attnums[c] = cached->attnums[c];
+        fmgr_info_copy(&plan->send[c], &cached->send[c], context);
+    }
+    return plan;
 }
 
 void registration_changed(Oid relid)

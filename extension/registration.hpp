@@ -4,6 +4,7 @@
 #pragma once
 
 #include "pg.hpp"
+#include "row_hash.hpp"
 
 namespace idsync {
 
@@ -27,6 +28,10 @@ struct Registration {
 // idsync.tables once and kept per backend until the table's relcache entry is invalidated:
 // every change of a registration invalidates it (registration_changed).
 const Registration *load_registration(Oid relid, MemoryContext context);
+
+// The row-hash plan of the table's stored columns (its local columns left out), built once per
+// registration and table definition, copied into `context` (the copy is the caller's to change).
+HashPlan *registration_hash_plan(Relation rel, const Registration *reg, MemoryContext context);
 
 // Tells every backend that the registration of `relid` changed (at commit, or at once in this
 // transaction); registers the cache's invalidation callback once, from _PG_init.
