@@ -54,8 +54,11 @@ void Peer::update(const PeerConfig &config, const std::string &local_dsn)
 
 void Peer::changed(const std::string &table)
 {
+    // Only the first change wakes the peer: with changes pending, a pass is due within
+    // kChangeGap anyway.
+    bool first = changed_.empty();
     changed_.insert(table);
-    if (wakeable_)
+    if (first && wakeable_)
         sleeper_.wake();
 }
 
@@ -160,6 +163,9 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
     co_return summary;
 }
 
+// The shortest time between the starts of two change-driven passes to one peer.
+constexpr double kChangeGap = 0.01;
+
 Task<void> Peer::run(bool once, double first_delay)
 {
     // Spread the first passes of many daemons and peers over the interval (Swift does too).
@@ -221,9 +227,11 @@ Task<void> Peer::run(bool once, double first_delay)
         } else {
             failures_ = 0;
             peer_stats.backoff_seconds = 0;
-            // Changes that arrived during the pass go at once; else wait for the next change or
+            // Changes that arrived during the pass go at once (at most one change pass per
+            // kChangeGap: anyone who can connect may NOTIFY); else wait for the next change or
             // the next full pass.
-            delay = changed_.empty() ? std::max(0.0, next_full - monotonic_seconds()) : 0;
+            delay = changed_.empty() ? std::max(0.0, next_full - monotonic_seconds())
+                                     : std::max(0.0, started + kChangeGap - monotonic_seconds());
         }
         wakeable_ = !summary.unreachable || summary.local_down;
         co_await sleeper_.sleep(delay);
