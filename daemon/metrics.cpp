@@ -85,6 +85,9 @@ const PairCounter pair_counters[] = {
      "Times the peer's sync point for this node was beyond any point this node issued, and was "
      "lowered.",
      &PairStats::corrected_points},
+    {"idsyncd_echoes_avoided_total",
+     "Rows not sent to the peer because the peer wrote them (no echo): their points only.",
+     &PairStats::echoes_avoided},
 };
 
 // One metric family over every (peer, table) pair; `value` returns nothing to leave a pair out.

@@ -19,6 +19,7 @@ struct PairStats {
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;          // rows the peer parked in idsync.rejects
     uint64_t corrected_points = 0; // the peer's point for us was beyond any we issued
+    uint64_t echoes_avoided = 0;   // rows the peer wrote itself, not sent back to it
     double pass_seconds = 0;       // gauge: duration of the latest pass of this pair
     int64_t lag_points = -1;       // gauge: local max point minus what the peer has; -1 unknown
 };

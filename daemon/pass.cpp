@@ -25,10 +25,11 @@ constexpr const char *raise_outgoing_point =
 constexpr const char *incoming_points =
     "SELECT coalesce(jsonb_agg(jsonb_build_object('remote_id', remote_id, "
     "'sync_point', sync_point)), '[]')::text FROM idsync.get_syncs($1::regclass)";
+// Rows the peer wrote itself come back as their point alone (no echo): counted, not sent.
 constexpr const char *next_batch =
     "SELECT count(*), coalesce(max(i.point), -1), "
-    "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text "
-    "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint) i";
+    "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text, count(*) FILTER (WHERE i.item IS NULL) "
+    "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint, $5::uuid) i";
 constexpr const char *merge_batch =
     "SELECT received, rejected FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid)";
 constexpr const char *merge_points = "SELECT idsync.merge_syncs($1::regclass, $2::jsonb)";
@@ -41,7 +42,7 @@ constexpr const char *merge_staged =
     "SELECT received, rejected FROM idsync.merge_staged($1::regclass, "
     "'pg_temp.idsync_bulk'::regclass, $2::uuid, $3::bigint)";
 constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclass, 'idsync_bulk')";
-constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint)";
+constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid)";
 constexpr const char *registered_tables =
     "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
     "', '), depth FROM idsync.replicated_tables()";
@@ -134,7 +135,7 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
             throw Stopped{};
         PgResult batch = co_await context.local.query(
             sql::next_batch, table.name, std::to_string(point), std::to_string(config.per_diff),
-            std::to_string(context.cut));
+            std::to_string(context.cut), preflight.remote.node_id);
         int64_t rows = batch.int64(0, 0);
         if (rows == 0)
             break;
@@ -145,7 +146,9 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         PgResult merged = co_await context.remote.query(sql::merge_batch, table.name,
                                                         batch.text(0, 2), preflight.local.node_id);
         diffs++;
-        outcome.rows_sent += rows;
+        int64_t echoes = batch.int64(0, 3);
+        outcome.rows_sent += rows - echoes;
+        outcome.echoes_avoided += echoes;
         outcome.rejects += merged.int64(0, 1);
         point = batch.int64(0, 1);
         if (rows < config.per_diff)
@@ -181,14 +184,14 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     int64_t point = context.cut;
 
     // References to local ids travel as the natural keys of the referenced rows (jsonb).
-    PgResult query =
-        co_await context.local.query(sql::bulk_query, table.name, std::to_string(point));
+    PgResult query = co_await context.local.query(sql::bulk_query, table.name,
+                                                  std::to_string(point), preflight.remote.node_id);
     std::string select = query.text(0, 0);
 
     co_await context.remote.query("BEGIN");
     co_await context.remote.query(sql::create_staging, table.name);
     co_await context.remote.copy_in_begin("COPY pg_temp.idsync_bulk (" + table.columns +
-                                          ") FROM STDIN");
+                                          ", idsync_origin) FROM STDIN");
     co_await context.local.copy_out_begin("COPY (" + select + ") TO STDOUT");
     uint64_t rows = 0;
     uint64_t bytes = 0;

@@ -51,6 +51,7 @@ struct TableOutcome {
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;
     uint64_t corrected_points = 0; // the peer's point for us was beyond anything we issued
+    uint64_t echoes_avoided = 0;   // rows the peer wrote itself, not sent back to it
     int64_t lag = -1; // local max point minus the point the peer has reached; -1 unknown
     std::string error;
 };

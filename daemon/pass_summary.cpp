@@ -21,6 +21,7 @@ void PassSummary::add(const PassSummary &other)
     rows_sent += other.rows_sent;
     rejects += other.rejects;
     corrected_points += other.corrected_points;
+    echoes_avoided += other.echoes_avoided;
     unreachable = unreachable || other.unreachable;
     local_down = local_down || other.local_down;
 }

@@ -37,6 +37,7 @@ template <typename Counts> void count_outcome(Counts &counts, const TableOutcome
     counts.rows_sent += outcome.rows_sent;
     counts.rejects += outcome.rejects;
     counts.corrected_points += outcome.corrected_points;
+    counts.echoes_avoided += outcome.echoes_avoided;
 }
 
 struct PassSummary {
@@ -51,6 +52,7 @@ struct PassSummary {
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;
     uint64_t corrected_points = 0;
+    uint64_t echoes_avoided = 0;
     double seconds = 0;
     bool unreachable = false; // the peer or the local database could not be reached
     bool local_down = false;  // ... and it was the local database

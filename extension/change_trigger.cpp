@@ -23,6 +23,7 @@ struct TriggerColumns {
     bool lww;
     int point;   // attribute numbers
     int version; // 0 for insert_only
+    int origin;  // idsync_origin, 0 when the table predates it
 };
 
 int column_number(Relation rel, const char *name)
@@ -51,6 +52,8 @@ const TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
     columns->lww = reg->lww;
     columns->point = column_number(td->tg_relation, reg->point_column);
     columns->version = reg->lww ? column_number(td->tg_relation, reg->version_column) : 0;
+    int origin = SPI_fnumber(RelationGetDescr(td->tg_relation), "idsync_origin");
+    columns->origin = origin > 0 ? origin : 0;
     fcinfo->flinfo->fn_extra = columns;
     return columns;
 }
@@ -101,10 +104,17 @@ IDSYNC_FUNCTION(idsync_change_trigger)
                  errdetail("Rows of insert_only tables are immutable facts shared by every node."),
                  errhint("Register the table in mode 'lww' to replicate updates and deletes.")));
 
-    int replace[2] = {columns->point, columns->version};
-    Datum values[2] = {Int64GetDatum(idsync::next_point()), 0};
-    bool nulls[2] = {false, false};
+    int replace[3] = {columns->point, 0, 0};
+    Datum values[3] = {Int64GetDatum(idsync::next_point()), 0, 0};
+    bool nulls[3] = {false, false, false};
     int nreplace = 1;
+    // A row written here has this node as its origin (NULL); a merged row keeps the node the
+    // merge names.
+    if (columns->origin > 0 && !applying) {
+        replace[nreplace] = columns->origin;
+        nulls[nreplace] = true;
+        nreplace++;
+    }
 
     if (columns->lww) {
         bool isnull;
@@ -132,8 +142,9 @@ IDSYNC_FUNCTION(idsync_change_trigger)
         } else if (isnull) {
             version = idsync::hlc_now();
         }
-        values[1] = Int64GetDatum(version);
-        nreplace = 2;
+        replace[nreplace] = columns->version;
+        values[nreplace] = Int64GetDatum(version);
+        nreplace++;
     }
     HeapTuple stamped =
         heap_modify_tuple_by_cols(row, RelationGetDescr(rel), nreplace, replace, values, nulls);

@@ -323,8 +323,9 @@ BEGIN
     IF local_columns && key_columns THEN
         RAISE EXCEPTION 'a key column cannot be local' USING ERRCODE = '22023';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = point_column) THEN
-        RAISE EXCEPTION 'table % already has a column named %', target, point_column
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target
+               AND attname IN (point_column, 'idsync_origin')) THEN
+        RAISE EXCEPTION 'table % already has a column named % or idsync_origin', target, point_column
             USING ERRCODE = '42701';
     END IF;
     locals := ARRAY[point_column]
@@ -373,6 +374,10 @@ BEGIN
                    target, point_column);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', target, point_column);
     EXECUTE format('CREATE INDEX ON %s (%I)', target, point_column);
+    -- The node that wrote each row version (NULL: this one), so that no row goes back to the
+    -- node it came from.
+    EXECUTE format('ALTER TABLE %s ADD COLUMN idsync_origin uuid', target);
+    locals := locals || 'idsync_origin'::name;
 
     PERFORM idsync._register(target, keys, mode, version_column, tombstone_column, point_column,
                              locals);
@@ -437,7 +442,7 @@ DECLARE
     parked jsonb;
 BEGIN
     EXECUTE format('SELECT jsonb_agg(jsonb_build_object(''point'', s.idsync_point, '
-                   '''item'', to_jsonb(s) - ''idsync_ord'' - ''idsync_point'', '
+                   '''item'', to_jsonb(s) - ''idsync_ord'' - ''idsync_point'' - ''idsync_origin'', '
                    '''sqlstate'', $1, ''message'', $2, ''detail'', $3)) '
                    'FROM %s s WHERE s.idsync_ord = $4', stage)
     INTO parked USING state, message, detail, ord;
@@ -464,7 +469,7 @@ BEGIN
         'WITH w AS (SELECT * FROM (%s) v WHERE v.idsync_missing IS NOT NULL AND ($3 IS NULL OR v.idsync_ord = $3)), '
         'parked AS (SELECT idsync._park_rows($1, $2, coalesce(jsonb_agg(jsonb_build_object('
         '    ''point'', w.idsync_point, '
-        '    ''item'', to_jsonb(w) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - $4::text[], '
+        '    ''item'', to_jsonb(w) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - ''idsync_origin'' - $4::text[], '
         '    ''sqlstate'', ''23503'', ''message'', ''waiting for '' || w.idsync_missing, '
         '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
         '    ''[]'')) AS n FROM w) '
@@ -511,17 +516,21 @@ BEGIN
     END IF;
     IF jsonb_typeof(items) <> 'array' THEN
         RAISE EXCEPTION 'items must be a JSON array' USING ERRCODE = '22023',
-            HINT = 'Pass jsonb_agg(i) over the rows of idsync.items_since: [{"point": ..., "item": {...}}, ...].';
+            HINT = 'Pass jsonb_agg(i) over the rows of idsync.items_since: [{"point": ..., "item": {...}, "origin": ...}, ...].';
     END IF;
+    -- An item of null is a row the receiver wrote itself (items_since skips it for its origin):
+    -- only its point counts. "origin" names the node that wrote the row (the source when absent).
     SELECT e INTO bad FROM jsonb_array_elements(items) e
-    WHERE jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'item') IS DISTINCT FROM 'object'
+    WHERE jsonb_typeof(e) <> 'object' OR coalesce(jsonb_typeof(e -> 'item'), '') NOT IN ('object', 'null')
        OR jsonb_typeof(e -> 'point') IS DISTINCT FROM 'number'
        OR (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric)
        OR (e ->> 'point')::numeric NOT BETWEEN 0 AND 9223372036854775807
+       OR coalesce(jsonb_typeof(e -> 'origin'), 'null') NOT IN ('null', 'string')
+       OR (e ->> 'origin') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
     LIMIT 1;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'malformed item: %', left(bad::text, 200) USING ERRCODE = '22023',
-            HINT = 'Each item is {"point": bigint, "item": {column: value, ...}}, as idsync.items_since returns.';
+            HINT = 'Each item is {"point": bigint, "item": {column: value, ...} or null, "origin": uuid or null}, as idsync.items_since returns.';
     END IF;
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
@@ -532,9 +541,9 @@ BEGIN
     -- rows take the staged way below).
     IF NOT (reg.plan ->> 'has_references')::boolean
        AND NOT EXISTS (SELECT FROM jsonb_array_elements(items) e, jsonb_object_keys(e -> 'item') k
-                       WHERE k <> ALL (cols)) THEN
+                       WHERE jsonb_typeof(e -> 'item') = 'object' AND k <> ALL (cols)) THEN
         BEGIN
-            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items;
+            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items, source;
             rejected := 0;
         EXCEPTION WHEN data_exception OR integrity_constraint_violation
                        OR triggered_data_change_violation OR raise_exception THEN
@@ -574,6 +583,7 @@ DECLARE
     cols name[] := idsync._replicated_columns(reg);
     missing text;
     stage regclass;
+    rows text;
 BEGIN
     IF staging IS NULL THEN
         RAISE EXCEPTION 'staging must not be NULL' USING ERRCODE = '22004';
@@ -603,26 +613,36 @@ BEGIN
     inserted := 0;
     updated := 0;
     rejected := 0;
+    -- The staged rows with the node each comes from: its idsync_origin when the staging table
+    -- has one (bulk_query ships it), else the source.
+    rows := format('(SELECT %s, %s AS idsync_origin FROM %s s0)',
+                   (SELECT string_agg('s0.' || quote_ident(c), ', ') FROM unnest(cols) c),
+                   CASE WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = staging
+                                     AND attname = 'idsync_origin' AND NOT attisdropped)
+                        THEN format('coalesce(s0.idsync_origin, %L::uuid)', source)
+                        ELSE format('%L::uuid', source) END,
+                   staging);
     -- The fast path merges straight from the staging table; it is taken when no row waits for a
     -- referenced row and none is refused. Otherwise the rows are numbered into a stage, the
     -- waiting ones parked and the rest merged by halves.
     BEGIN
         IF NOT EXISTS (SELECT 1 FROM idsync._references(target)) THEN
-            EXECUTE idsync._merge_statement(reg, format('%s s', staging)) INTO inserted, updated;
+            EXECUTE idsync._merge_statement(reg, format('%s s', rows)) INTO inserted, updated;
         ELSE
             EXECUTE format('SELECT count(*) FROM (%s) v WHERE v.idsync_missing IS NOT NULL',
-                           idsync._resolved_sql(reg, staging::text)) INTO rejected;
+                           idsync._resolved_sql(reg, rows)) INTO rejected;
             IF rejected > 0 THEN
                 RAISE EXCEPTION USING ERRCODE = '23503';
             END IF;
-            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, staging::text)))
+            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, rows)))
             INTO inserted, updated;
         END IF;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation
                    OR triggered_data_change_violation OR raise_exception THEN
         stage := idsync._stage(reg);
-        EXECUTE format('INSERT INTO %1$s (idsync_ord, %2$s) SELECT row_number() OVER (), %2$s FROM %3$s',
-                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), staging);
+        EXECUTE format('INSERT INTO %1$s (idsync_ord, %2$s, idsync_origin) '
+                       'SELECT row_number() OVER (), %2$s, idsync_origin FROM %3$s x',
+                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), rows);
         SELECT * INTO inserted, updated, rejected FROM idsync._merge_stage(reg, stage, received, source);
     END;
     unchanged := received - inserted - updated - rejected;
@@ -842,7 +862,7 @@ BEGIN
                   source, joins);
 END $$;
 
-CREATE FUNCTION _merge_source(reg tables, source text, extra text DEFAULT NULL) RETURNS text
+CREATE OR REPLACE FUNCTION _merge_source(reg tables, source text, extra text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     translated name[] := ARRAY(SELECT t.column_name FROM idsync._translated(reg.relid) t);
@@ -854,7 +874,7 @@ BEGIN
                   (SELECT string_agg(CASE WHEN c = ANY (translated)
                                           THEN format('v.%I AS %I', 'idsync_ref_' || c, c)
                                           ELSE format('v.%I', c) END, ', ')
-                   FROM unnest(idsync._replicated_columns(reg)) c),
+                   FROM unnest(idsync._replicated_columns(reg)) c) || ', v.idsync_origin',
                   CASE WHEN extra IS NULL THEN '' ELSE ', v.' || extra END,
                   idsync._resolved_sql(reg, source));
 END $$;
@@ -928,8 +948,9 @@ BEGIN
     RETURN stage;
 END $$;
 
-CREATE OR REPLACE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint)
-RETURNS TABLE (point bigint, item jsonb)
+CREATE OR REPLACE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint,
+                             to_node uuid)
+RETURNS TABLE (point bigint, item jsonb, origin uuid)
 LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
@@ -949,7 +970,8 @@ BEGIN
                   DETAIL = 'Under REPEATABLE READ or SERIALIZABLE the snapshot may predate a change it would report as read.';
     END IF;
     bound := least(idsync.stable_point(), up_to);
-    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items' USING after, bound, max_rows;
+    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items'
+    USING after, bound, max_rows, to_node, idsync.node_id();
 END $$;
 
 CREATE OR REPLACE FUNCTION _retry_round(target regclass) RETURNS integer
@@ -1003,7 +1025,7 @@ BEGIN
     RETURN total;
 END $$;
 
-CREATE FUNCTION _merge_staged_items(reg tables, items jsonb, source uuid,
+CREATE OR REPLACE FUNCTION _merge_staged_items(reg tables, items jsonb, source uuid,
                                     OUT inserted integer, OUT updated integer, OUT rejected integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1017,11 +1039,12 @@ DECLARE
     parked integer := 0;
 BEGIN
     BEGIN
-        EXECUTE fill USING items, cols, 0::bigint;
+        EXECUTE fill USING items, cols, 0::bigint, source;
     EXCEPTION WHEN data_exception THEN
-        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
+        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord)
+                     WHERE jsonb_typeof(x.e -> 'item') = 'object' LOOP
             BEGIN
-                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1;
+                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1, source;
             EXCEPTION WHEN data_exception THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
@@ -1036,7 +1059,7 @@ BEGIN
     INTO parked
     FROM (SELECT e, (SELECT string_agg(k, ', ') FROM jsonb_object_keys(e -> 'item') k
                      WHERE k <> ALL (cols)) AS unknown
-          FROM jsonb_array_elements(items) e) x
+          FROM jsonb_array_elements(items) e WHERE jsonb_typeof(e -> 'item') = 'object') x
     WHERE x.unknown IS NOT NULL;
 
     SELECT * INTO inserted, updated, rejected
@@ -1054,15 +1077,21 @@ DECLARE
     stage text := format('pg_temp.%I', 'idsync_stage_' || target::oid);
     items text;
 BEGIN
+    -- (point, item, origin): $4 the receiver, $5 this node. A row the receiver wrote itself
+    -- goes as its point alone (item NULL): it moves the receiver's sync point, nothing else.
     IF NOT EXISTS (SELECT 1 FROM idsync._translated(target)) THEN
-        items := format('SELECT r.%1$I, to_jsonb(r) - %3$L::text[] FROM %2$s r '
+        items := format('SELECT r.%1$I, CASE WHEN coalesce(r.idsync_origin, $5) = $4 THEN NULL '
+                        'ELSE to_jsonb(r) - %3$L::text[] END, coalesce(r.idsync_origin, $5) FROM %2$s r '
                         'WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3',
                         reg.point_column, target, reg.local_columns::text[]);
     ELSE
-        items := format('SELECT n.%1$I, to_jsonb(n) - %1$L FROM (%2$s) n ORDER BY n.%1$I',
+        items := format('SELECT n.%1$I, CASE WHEN coalesce(n.idsync_origin, $5) = $4 THEN NULL '
+                        'ELSE to_jsonb(n) - %1$L - ''idsync_origin'' END, coalesce(n.idsync_origin, $5) '
+                        'FROM (%2$s) n ORDER BY n.%1$I',
                         reg.point_column, idsync._natural_select(reg, format(
                             '(SELECT * FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3)',
-                            reg.point_column, target), 'json', format('c.%I', reg.point_column)));
+                            reg.point_column, target), 'json',
+                            format('c.%I, c.idsync_origin', reg.point_column)));
     END IF;
     UPDATE idsync.tables t SET plan = jsonb_build_object(
         -- the replicated columns, in column order
@@ -1072,12 +1101,14 @@ BEGIN
         'items', items,
         -- the columns of the stage
         'staging_definition', 'idsync_ord bigint, idsync_point bigint, ' || idsync._staging_definition(reg),
-        -- a batch of items ($1; $2 the columns; $3 added to ord) into the stage
-        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s '
+        -- a batch of items ($1; $2 the columns; $3 added to ord; $4 the source) into the stage
+        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s, idsync_origin) '
+                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s, '
+                       'coalesce((x.e ->> ''origin'')::uuid, $4) '
                        'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
                        'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                       'WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
+                       'WHERE jsonb_typeof(x.e -> ''item'') = ''object'' '
+                       'AND NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
                        stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
                        (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c)),
         -- the staged rows with their references resolved (and which ones wait), and the
@@ -1087,8 +1118,10 @@ BEGIN
         -- the merge of a batch of items ($1) of a table without references, straight from
         -- the batch: (inserted, updated)
         'merge_batch', CASE WHEN NOT has_references THEN idsync._merge_statement(reg, format(
-            '(SELECT r.* FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r) s',
-            target)) END,
+            '(SELECT %s, coalesce((x.e ->> ''origin'')::uuid, $2) AS idsync_origin '
+            'FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r '
+            'WHERE jsonb_typeof(x.e -> ''item'') = ''object'') s',
+            (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c), target)) END,
         -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
         'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
                                                      idsync._merge_source(reg, stage, 'idsync_ord'))))
@@ -1108,9 +1141,126 @@ BEGIN
 END $$;
 
 ---------------------------------------------------------------------------------------------
--- Registrations made before 0.5.0: triggers without arguments
+-- No echo: every row version keeps the node that wrote it (idsync_origin, a local column), and
+-- a row does not go back to that node
 ---------------------------------------------------------------------------------------------
 
+DROP FUNCTION items_since(regclass, bigint, integer, bigint);
+DROP FUNCTION _items_since(regclass, bigint, integer, bigint);
+DROP FUNCTION bulk_query(regclass, bigint);
+CREATE FUNCTION items_since(target regclass, point bigint, max_rows integer DEFAULT 1000,
+                            up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+RETURNS TABLE (point bigint, item jsonb, origin uuid)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM idsync._items_since($1, $2, $3, $4, $5)
+$$;
+
+COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint, uuid) IS
+'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys, the node that wrote it); a row to_node wrote comes as its point alone';
+
+
+CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(target);
+BEGIN
+    -- The replicated columns, then the node that wrote each row; not the rows to_node wrote.
+    RETURN idsync._natural_select(reg, target::text, 'json',
+                                  format('coalesce(c.idsync_origin, %L::uuid) AS idsync_origin',
+                                         idsync.node_id()))
+           || ' WHERE true'
+           || CASE WHEN up_to IS NULL THEN ''
+                   ELSE format(' AND c.%I <= %s', reg.point_column, up_to) END
+           || CASE WHEN to_node IS NULL THEN ''
+                   ELSE format(' AND c.idsync_origin IS DISTINCT FROM %L::uuid', to_node) END;
+END $$;
+
+COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid) IS
+'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb), and idsync_origin; with up_to, the rows whose point is at most up_to; with to_node, not the rows that node wrote';
+
+
+CREATE OR REPLACE FUNCTION _unreplicate_table(target regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(target);
+    trigger_name text;
+BEGIN
+    FOREACH trigger_name IN ARRAY ARRAY['idsync_change', 'idsync_content_insert',
+        'idsync_content_update', 'idsync_content_delete', 'idsync_delete', 'idsync_truncate'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, target);
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I, DROP COLUMN IF EXISTS idsync_origin',
+                   target, reg.point_column);
+    PERFORM idsync._forget(target);
+END $$;
+
+CREATE OR REPLACE FUNCTION _staging_definition(reg tables) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT string_agg(format('%I %s', a.attname,
+                             CASE WHEN t.column_name IS NULL THEN format_type(a.atttypid, a.atttypmod)
+                                  ELSE 'jsonb' END), ', ' ORDER BY a.attnum) || ', idsync_origin uuid'
+    FROM pg_attribute a
+    LEFT JOIN idsync._translated(reg.relid) t ON t.column_name = a.attname
+    WHERE a.attrelid = reg.relid AND a.attname = ANY (idsync._replicated_columns(reg))
+$$;
+
+CREATE OR REPLACE FUNCTION _merge_statement(reg tables, rows text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols name[] := idsync._replicated_columns(reg);
+    col_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c);
+    key_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(reg.key_columns) c);
+    key_order text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(idsync._key_order(reg)) c);
+    key_match text := (SELECT string_agg(format(CASE WHEN a.attnotnull THEN 'old.%1$I = s.%1$I'
+                                                     ELSE 'old.%1$I IS NOT DISTINCT FROM s.%1$I' END, a.attname), ' AND ')
+                       FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (reg.key_columns));
+    -- The rows with exactly the target's column types, so that row hashes agree.
+    typed text := (SELECT string_agg(format('s.%I::%s AS %I', a.attname,
+                                            format_type(a.atttypid, a.atttypmod), a.attname), ', ')
+                   FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (cols))
+                  || ', s.idsync_origin';
+    set_list text;
+BEGIN
+    -- Every merged row version keeps the node it was written on (`rows` has idsync_origin).
+    col_list := col_list || ', idsync_origin';
+    IF reg.mode = 'insert_only' THEN
+        RETURN format('WITH m AS (INSERT INTO %1$s (%2$s) SELECT %2$s FROM %3$s '
+                      '           WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %5$s) ORDER BY %6$s '
+                      '           ON CONFLICT (%4$s) DO NOTHING RETURNING 1) '
+                      'SELECT count(*)::int, 0 FROM m',
+                      reg.relid, col_list, rows, key_list, key_match, key_order);
+    END IF;
+    SELECT string_agg(format('%I = excluded.%I', c, c), ', ') || ', idsync_origin = excluded.idsync_origin'
+    INTO set_list
+    FROM unnest(cols) c WHERE c <> ALL (reg.key_columns);
+    -- One row per key, the newest, as ON CONFLICT DO UPDATE may touch a row only once; ties
+    -- of versions go to the larger row hash, here and against the stored row alike.
+    RETURN format(
+        'WITH typed AS (SELECT %6$s FROM %4$s), '
+        'src AS (SELECT DISTINCT ON (%2$s) * FROM typed t '
+        '        ORDER BY %2$s, t.%5$I DESC, %8$s DESC), '
+        'm AS (INSERT INTO %1$s AS cur (%3$s) SELECT %3$s FROM src s '
+        '      WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %9$s AND '
+        '          (old.%5$I, %11$s) >= (s.%5$I, %12$s)) '
+        '      ORDER BY %10$s '
+        '      ON CONFLICT (%2$s) DO UPDATE SET %7$s '
+        '      WHERE (cur.%5$I, %13$s) < (excluded.%5$I, %14$s) '
+        '      RETURNING cur.xmax = ''0''::xid AS inserted) '
+        'SELECT (count(*) FILTER (WHERE inserted))::int, (count(*) FILTER (WHERE NOT inserted))::int FROM m',
+        reg.relid, key_list, col_list, rows, reg.version_column, typed,
+        set_list, idsync._row_hash_expr(reg, 't'), key_match, key_order,
+        idsync._row_hash_expr(reg, 'old'), idsync._row_hash_expr(reg, 's'),
+        idsync._row_hash_expr(reg, 'cur'), idsync._row_hash_expr(reg, 'excluded'));
+END $$;
+
+---------------------------------------------------------------------------------------------
+-- Registrations made before 0.5.0: triggers without arguments, the origin column, plans
+---------------------------------------------------------------------------------------------
+
+-- The columns added here are idsync's own: the ALTER TABLE event trigger (which would refuse a
+-- table whose foreign key points at an unregistered table) stays out of it.
+ALTER EVENT TRIGGER idsync_on_alter DISABLE;
 DO $$
 DECLARE
     registered regclass;
@@ -1121,6 +1271,9 @@ BEGIN
             'idsync_content_update', 'idsync_content_delete', 'idsync_delete', 'idsync_truncate'] LOOP
             EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, registered);
         END LOOP;
+        EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS idsync_origin uuid', registered);
+        UPDATE idsync.tables t SET local_columns = t.local_columns || 'idsync_origin'::name
+        WHERE t.relid = registered AND NOT 'idsync_origin' = ANY (t.local_columns);
         PERFORM idsync._attach_triggers(registered);
         BEGIN
             PERFORM idsync._refresh_content_triggers(registered);
@@ -1129,6 +1282,7 @@ BEGIN
         END;
     END LOOP;
 END $$;
+ALTER EVENT TRIGGER idsync_on_alter ENABLE;
 DROP FUNCTION _tombstone_trigger();
 
 ---------------------------------------------------------------------------------------------

@@ -107,17 +107,24 @@ END $$;
 COMMENT ON FUNCTION merge_syncs(regclass, jsonb, boolean) IS
 'max-merge sync points from another node (transitive sync); entries for this node are skipped';
 
-CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL) RETURNS text
+CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
 BEGIN
-    RETURN idsync._natural_select(reg, target::text, 'json')
+    -- The replicated columns, then the node that wrote each row; not the rows to_node wrote.
+    RETURN idsync._natural_select(reg, target::text, 'json',
+                                  format('coalesce(c.idsync_origin, %L::uuid) AS idsync_origin',
+                                         idsync.node_id()))
+           || ' WHERE true'
            || CASE WHEN up_to IS NULL THEN ''
-                   ELSE format(' WHERE c.%I <= %s', reg.point_column, up_to) END;
+                   ELSE format(' AND c.%I <= %s', reg.point_column, up_to) END
+           || CASE WHEN to_node IS NULL THEN ''
+                   ELSE format(' AND c.idsync_origin IS DISTINCT FROM %L::uuid', to_node) END;
 END $$;
-COMMENT ON FUNCTION bulk_query(regclass, bigint) IS
-'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to';
+COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid) IS
+'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb), and idsync_origin; with up_to, the rows whose point is at most up_to; with to_node, not the rows that node wrote';
 
 -- The rows of items_since: references in natural form, and an upper bound. The point index is
 -- walked and cut at max_rows before the referenced rows are joined (the SET clauses keep the
@@ -125,8 +132,9 @@ COMMENT ON FUNCTION bulk_query(regclass, bigint) IS
 -- every table of a pass at one point: a row is written after the rows it references, so its
 -- point is larger, and a pass that sends parents first up to one point sends every parent its
 -- children need.
-CREATE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint)
-RETURNS TABLE (point bigint, item jsonb)
+CREATE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint,
+                             to_node uuid)
+RETURNS TABLE (point bigint, item jsonb, origin uuid)
 LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
@@ -146,14 +154,15 @@ BEGIN
                   DETAIL = 'Under REPEATABLE READ or SERIALIZABLE the snapshot may predate a change it would report as read.';
     END IF;
     bound := least(idsync.stable_point(), up_to);
-    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items' USING after, bound, max_rows;
+    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items'
+    USING after, bound, max_rows, to_node, idsync.node_id();
 END $$;
 
 CREATE FUNCTION items_since(target regclass, point bigint, max_rows integer DEFAULT 1000,
-                            up_to bigint DEFAULT NULL)
-RETURNS TABLE (point bigint, item jsonb)
+                            up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+RETURNS TABLE (point bigint, item jsonb, origin uuid)
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM idsync._items_since($1, $2, $3, $4)
+    SELECT * FROM idsync._items_since($1, $2, $3, $4, $5)
 $$;
-COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint) IS
-'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys)';
+COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint, uuid) IS
+'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys, the node that wrote it); a row to_node wrote comes as its point alone';

@@ -5,12 +5,13 @@
 -- Natural form: what arrives at a node
 
 -- The columns of a staging table for `reg`: the replicated columns with the target's types,
--- translated references as jsonb (the natural key of the referenced row).
+-- translated references as jsonb (the natural key of the referenced row), and the node each
+-- row comes from (idsync_origin).
 CREATE FUNCTION _staging_definition(reg tables) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT string_agg(format('%I %s', a.attname,
                              CASE WHEN t.column_name IS NULL THEN format_type(a.atttypid, a.atttypmod)
-                                  ELSE 'jsonb' END), ', ' ORDER BY a.attnum)
+                                  ELSE 'jsonb' END), ', ' ORDER BY a.attnum) || ', idsync_origin uuid'
     FROM pg_attribute a
     LEFT JOIN idsync._translated(reg.relid) t ON t.column_name = a.attname
     WHERE a.attrelid = reg.relid AND a.attname = ANY (idsync._replicated_columns(reg))
@@ -158,7 +159,7 @@ BEGIN
                   (SELECT string_agg(CASE WHEN c = ANY (translated)
                                           THEN format('v.%I AS %I', 'idsync_ref_' || c, c)
                                           ELSE format('v.%I', c) END, ', ')
-                   FROM unnest(idsync._replicated_columns(reg)) c),
+                   FROM unnest(idsync._replicated_columns(reg)) c) || ', v.idsync_origin',
                   CASE WHEN extra IS NULL THEN '' ELSE ', v.' || extra END,
                   idsync._resolved_sql(reg, source));
 END $$;
@@ -171,7 +172,7 @@ DECLARE
     parked jsonb;
 BEGIN
     EXECUTE format('SELECT jsonb_agg(jsonb_build_object(''point'', s.idsync_point, '
-                   '''item'', to_jsonb(s) - ''idsync_ord'' - ''idsync_point'', '
+                   '''item'', to_jsonb(s) - ''idsync_ord'' - ''idsync_point'' - ''idsync_origin'', '
                    '''sqlstate'', $1, ''message'', $2, ''detail'', $3)) '
                    'FROM %s s WHERE s.idsync_ord = $4', stage)
     INTO parked USING state, message, detail, ord;
@@ -201,7 +202,7 @@ BEGIN
         'WITH w AS (SELECT * FROM (%s) v WHERE v.idsync_missing IS NOT NULL AND ($3 IS NULL OR v.idsync_ord = $3)), '
         'parked AS (SELECT idsync._park_rows($1, $2, coalesce(jsonb_agg(jsonb_build_object('
         '    ''point'', w.idsync_point, '
-        '    ''item'', to_jsonb(w) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - $4::text[], '
+        '    ''item'', to_jsonb(w) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - ''idsync_origin'' - $4::text[], '
         '    ''sqlstate'', ''23503'', ''message'', ''waiting for '' || w.idsync_missing, '
         '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
         '    ''[]'')) AS n FROM w) '
@@ -252,9 +253,12 @@ DECLARE
     -- The rows with exactly the target's column types, so that row hashes agree.
     typed text := (SELECT string_agg(format('s.%I::%s AS %I', a.attname,
                                             format_type(a.atttypid, a.atttypmod), a.attname), ', ')
-                   FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (cols));
+                   FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (cols))
+                  || ', s.idsync_origin';
     set_list text;
 BEGIN
+    -- Every merged row version keeps the node it was written on (`rows` has idsync_origin).
+    col_list := col_list || ', idsync_origin';
     IF reg.mode = 'insert_only' THEN
         RETURN format('WITH m AS (INSERT INTO %1$s (%2$s) SELECT %2$s FROM %3$s '
                       '           WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %5$s) ORDER BY %6$s '
@@ -262,7 +266,8 @@ BEGIN
                       'SELECT count(*)::int, 0 FROM m',
                       reg.relid, col_list, rows, key_list, key_match, key_order);
     END IF;
-    SELECT string_agg(format('%I = excluded.%I', c, c), ', ') INTO set_list
+    SELECT string_agg(format('%I = excluded.%I', c, c), ', ') || ', idsync_origin = excluded.idsync_origin'
+    INTO set_list
     FROM unnest(cols) c WHERE c <> ALL (reg.key_columns);
     -- One row per key, the newest, as ON CONFLICT DO UPDATE may touch a row only once; ties
     -- of versions go to the larger row hash, here and against the stored row alike.
@@ -362,17 +367,21 @@ BEGIN
     END IF;
     IF jsonb_typeof(items) <> 'array' THEN
         RAISE EXCEPTION 'items must be a JSON array' USING ERRCODE = '22023',
-            HINT = 'Pass jsonb_agg(i) over the rows of idsync.items_since: [{"point": ..., "item": {...}}, ...].';
+            HINT = 'Pass jsonb_agg(i) over the rows of idsync.items_since: [{"point": ..., "item": {...}, "origin": ...}, ...].';
     END IF;
+    -- An item of null is a row the receiver wrote itself (items_since skips it for its origin):
+    -- only its point counts. "origin" names the node that wrote the row (the source when absent).
     SELECT e INTO bad FROM jsonb_array_elements(items) e
-    WHERE jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'item') IS DISTINCT FROM 'object'
+    WHERE jsonb_typeof(e) <> 'object' OR coalesce(jsonb_typeof(e -> 'item'), '') NOT IN ('object', 'null')
        OR jsonb_typeof(e -> 'point') IS DISTINCT FROM 'number'
        OR (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric)
        OR (e ->> 'point')::numeric NOT BETWEEN 0 AND 9223372036854775807
+       OR coalesce(jsonb_typeof(e -> 'origin'), 'null') NOT IN ('null', 'string')
+       OR (e ->> 'origin') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
     LIMIT 1;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'malformed item: %', left(bad::text, 200) USING ERRCODE = '22023',
-            HINT = 'Each item is {"point": bigint, "item": {column: value, ...}}, as idsync.items_since returns.';
+            HINT = 'Each item is {"point": bigint, "item": {column: value, ...} or null, "origin": uuid or null}, as idsync.items_since returns.';
     END IF;
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
@@ -383,9 +392,9 @@ BEGIN
     -- rows take the staged way below).
     IF NOT (reg.plan ->> 'has_references')::boolean
        AND NOT EXISTS (SELECT FROM jsonb_array_elements(items) e, jsonb_object_keys(e -> 'item') k
-                       WHERE k <> ALL (cols)) THEN
+                       WHERE jsonb_typeof(e -> 'item') = 'object' AND k <> ALL (cols)) THEN
         BEGIN
-            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items;
+            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items, source;
             rejected := 0;
         EXCEPTION WHEN data_exception OR integrity_constraint_violation
                        OR triggered_data_change_violation OR raise_exception THEN
@@ -426,11 +435,12 @@ DECLARE
     parked integer := 0;
 BEGIN
     BEGIN
-        EXECUTE fill USING items, cols, 0::bigint;
+        EXECUTE fill USING items, cols, 0::bigint, source;
     EXCEPTION WHEN data_exception THEN
-        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) LOOP
+        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord)
+                     WHERE jsonb_typeof(x.e -> 'item') = 'object' LOOP
             BEGIN
-                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1;
+                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1, source;
             EXCEPTION WHEN data_exception THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
@@ -445,7 +455,7 @@ BEGIN
     INTO parked
     FROM (SELECT e, (SELECT string_agg(k, ', ') FROM jsonb_object_keys(e -> 'item') k
                      WHERE k <> ALL (cols)) AS unknown
-          FROM jsonb_array_elements(items) e) x
+          FROM jsonb_array_elements(items) e WHERE jsonb_typeof(e -> 'item') = 'object') x
     WHERE x.unknown IS NOT NULL;
 
     SELECT * INTO inserted, updated, rejected
@@ -472,6 +482,7 @@ DECLARE
     cols name[] := idsync._replicated_columns(reg);
     missing text;
     stage regclass;
+    rows text;
 BEGIN
     IF staging IS NULL THEN
         RAISE EXCEPTION 'staging must not be NULL' USING ERRCODE = '22004';
@@ -501,26 +512,36 @@ BEGIN
     inserted := 0;
     updated := 0;
     rejected := 0;
+    -- The staged rows with the node each comes from: its idsync_origin when the staging table
+    -- has one (bulk_query ships it), else the source.
+    rows := format('(SELECT %s, %s AS idsync_origin FROM %s s0)',
+                   (SELECT string_agg('s0.' || quote_ident(c), ', ') FROM unnest(cols) c),
+                   CASE WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = staging
+                                     AND attname = 'idsync_origin' AND NOT attisdropped)
+                        THEN format('coalesce(s0.idsync_origin, %L::uuid)', source)
+                        ELSE format('%L::uuid', source) END,
+                   staging);
     -- The fast path merges straight from the staging table; it is taken when no row waits for a
     -- referenced row and none is refused. Otherwise the rows are numbered into a stage, the
     -- waiting ones parked and the rest merged by halves.
     BEGIN
         IF NOT EXISTS (SELECT 1 FROM idsync._references(target)) THEN
-            EXECUTE idsync._merge_statement(reg, format('%s s', staging)) INTO inserted, updated;
+            EXECUTE idsync._merge_statement(reg, format('%s s', rows)) INTO inserted, updated;
         ELSE
             EXECUTE format('SELECT count(*) FROM (%s) v WHERE v.idsync_missing IS NOT NULL',
-                           idsync._resolved_sql(reg, staging::text)) INTO rejected;
+                           idsync._resolved_sql(reg, rows)) INTO rejected;
             IF rejected > 0 THEN
                 RAISE EXCEPTION USING ERRCODE = '23503';
             END IF;
-            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, staging::text)))
+            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, rows)))
             INTO inserted, updated;
         END IF;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation
                    OR triggered_data_change_violation OR raise_exception THEN
         stage := idsync._stage(reg);
-        EXECUTE format('INSERT INTO %1$s (idsync_ord, %2$s) SELECT row_number() OVER (), %2$s FROM %3$s',
-                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), staging);
+        EXECUTE format('INSERT INTO %1$s (idsync_ord, %2$s, idsync_origin) '
+                       'SELECT row_number() OVER (), %2$s, idsync_origin FROM %3$s x',
+                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), rows);
         SELECT * INTO inserted, updated, rejected FROM idsync._merge_stage(reg, stage, received, source);
     END;
     unchanged := received - inserted - updated - rejected;

@@ -15,15 +15,21 @@ DECLARE
     stage text := format('pg_temp.%I', 'idsync_stage_' || target::oid);
     items text;
 BEGIN
+    -- (point, item, origin): $4 the receiver, $5 this node. A row the receiver wrote itself
+    -- goes as its point alone (item NULL): it moves the receiver's sync point, nothing else.
     IF NOT EXISTS (SELECT 1 FROM idsync._translated(target)) THEN
-        items := format('SELECT r.%1$I, to_jsonb(r) - %3$L::text[] FROM %2$s r '
+        items := format('SELECT r.%1$I, CASE WHEN coalesce(r.idsync_origin, $5) = $4 THEN NULL '
+                        'ELSE to_jsonb(r) - %3$L::text[] END, coalesce(r.idsync_origin, $5) FROM %2$s r '
                         'WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3',
                         reg.point_column, target, reg.local_columns::text[]);
     ELSE
-        items := format('SELECT n.%1$I, to_jsonb(n) - %1$L FROM (%2$s) n ORDER BY n.%1$I',
+        items := format('SELECT n.%1$I, CASE WHEN coalesce(n.idsync_origin, $5) = $4 THEN NULL '
+                        'ELSE to_jsonb(n) - %1$L - ''idsync_origin'' END, coalesce(n.idsync_origin, $5) '
+                        'FROM (%2$s) n ORDER BY n.%1$I',
                         reg.point_column, idsync._natural_select(reg, format(
                             '(SELECT * FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3)',
-                            reg.point_column, target), 'json', format('c.%I', reg.point_column)));
+                            reg.point_column, target), 'json',
+                            format('c.%I, c.idsync_origin', reg.point_column)));
     END IF;
     UPDATE idsync.tables t SET plan = jsonb_build_object(
         -- the replicated columns, in column order
@@ -33,12 +39,14 @@ BEGIN
         'items', items,
         -- the columns of the stage
         'staging_definition', 'idsync_ord bigint, idsync_point bigint, ' || idsync._staging_definition(reg),
-        -- a batch of items ($1; $2 the columns; $3 added to ord) into the stage
-        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s '
+        -- a batch of items ($1; $2 the columns; $3 added to ord; $4 the source) into the stage
+        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s, idsync_origin) '
+                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s, '
+                       'coalesce((x.e ->> ''origin'')::uuid, $4) '
                        'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
                        'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                       'WHERE NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
+                       'WHERE jsonb_typeof(x.e -> ''item'') = ''object'' '
+                       'AND NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
                        stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
                        (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c)),
         -- the staged rows with their references resolved (and which ones wait), and the
@@ -48,8 +56,10 @@ BEGIN
         -- the merge of a batch of items ($1) of a table without references, straight from
         -- the batch: (inserted, updated)
         'merge_batch', CASE WHEN NOT has_references THEN idsync._merge_statement(reg, format(
-            '(SELECT r.* FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r) s',
-            target)) END,
+            '(SELECT %s, coalesce((x.e ->> ''origin'')::uuid, $2) AS idsync_origin '
+            'FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r '
+            'WHERE jsonb_typeof(x.e -> ''item'') = ''object'') s',
+            (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c), target)) END,
         -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
         'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
                                                      idsync._merge_source(reg, stage, 'idsync_ord'))))

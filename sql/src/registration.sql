@@ -362,8 +362,9 @@ BEGIN
     IF local_columns && key_columns THEN
         RAISE EXCEPTION 'a key column cannot be local' USING ERRCODE = '22023';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = point_column) THEN
-        RAISE EXCEPTION 'table % already has a column named %', target, point_column
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target
+               AND attname IN (point_column, 'idsync_origin')) THEN
+        RAISE EXCEPTION 'table % already has a column named % or idsync_origin', target, point_column
             USING ERRCODE = '42701';
     END IF;
     locals := ARRAY[point_column]
@@ -412,6 +413,10 @@ BEGIN
                    target, point_column);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', target, point_column);
     EXECUTE format('CREATE INDEX ON %s (%I)', target, point_column);
+    -- The node that wrote each row version (NULL: this one), so that no row goes back to the
+    -- node it came from.
+    EXECUTE format('ALTER TABLE %s ADD COLUMN idsync_origin uuid', target);
+    locals := locals || 'idsync_origin'::name;
 
     PERFORM idsync._register(target, keys, mode, version_column, tombstone_column, point_column,
                              locals);
@@ -462,7 +467,8 @@ BEGIN
         'idsync_content_update', 'idsync_content_delete', 'idsync_delete', 'idsync_truncate'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, target);
     END LOOP;
-    EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', target, reg.point_column);
+    EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I, DROP COLUMN IF EXISTS idsync_origin',
+                   target, reg.point_column);
     PERFORM idsync._forget(target);
 END $$;
 COMMENT ON FUNCTION _unreplicate_table(regclass) IS

@@ -72,8 +72,8 @@ SELECT inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv',
 SELECT inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv',
     '[{"point": 6, "item": {"k": "t", "v": "right", "ver": 700, "gone": false}}]');
 SELECT v AS winner_after_both FROM lww_b.kv WHERE k = 't';
-SELECT (idsync.row_hash(ROW('t', 'left', 700::bigint, false, NULL::bigint)::lww_b.kv, '{idsync_point}')
-        > idsync.row_hash(ROW('t', 'right', 700::bigint, false, NULL::bigint)::lww_b.kv, '{idsync_point}'))
+SELECT (idsync.row_hash(ROW('t', 'left', 700::bigint, false, NULL::bigint, NULL::uuid)::lww_b.kv, '{idsync_point,idsync_origin}')
+        > idsync.row_hash(ROW('t', 'right', 700::bigint, false, NULL::bigint, NULL::uuid)::lww_b.kv, '{idsync_point,idsync_origin}'))
        = (SELECT v = 'left' FROM lww_b.kv WHERE k = 't') AS larger_hash_won;
 -- Column order does not change a row hash; the excluded columns are left out.
 SELECT idsync.row_hash(ROW(1, 'x')::record, '{}') IS NOT NULL AS hashes_records;
