@@ -361,6 +361,11 @@ DECLARE
     cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
     bad jsonb;
     last_point bigint;
+    last_point_n numeric;
+    first_point_n numeric;
+    fractional boolean;
+    origins text[];
+    unknown_columns boolean;
 BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = '22004';
@@ -371,17 +376,29 @@ BEGIN
     END IF;
     -- An item of null is a row the receiver wrote itself (items_since skips it for its origin):
     -- only its point counts. "origin" names the node that wrote the row (the source when absent).
-    SELECT e INTO bad FROM jsonb_array_elements(items) e
-    WHERE jsonb_typeof(e) <> 'object' OR coalesce(jsonb_typeof(e -> 'item'), '') NOT IN ('object', 'null')
-       OR jsonb_typeof(e -> 'point') IS DISTINCT FROM 'number'
-       OR (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric)
-       OR (e ->> 'point')::numeric NOT BETWEEN 0 AND 9223372036854775807
-       OR coalesce(jsonb_typeof(e -> 'origin'), 'null') NOT IN ('null', 'string')
-    LIMIT 1;
-    -- Origins are few per batch: each distinct one is checked once.
+    -- One pass over the batch finds the first malformed item, the last point, the origins (few
+    -- per batch, each checked once below) and whether an item has a column this node lacks.
+    SELECT (array_agg(e) FILTER (WHERE
+               jsonb_typeof(e) <> 'object' OR coalesce(jsonb_typeof(e -> 'item'), '') NOT IN ('object', 'null')
+               OR jsonb_typeof(e -> 'point') IS DISTINCT FROM 'number'
+               OR coalesce(jsonb_typeof(e -> 'origin'), 'null') NOT IN ('null', 'string')))[1],
+           max(CASE WHEN jsonb_typeof(e -> 'point') = 'number' THEN (e ->> 'point')::numeric END),
+           min(CASE WHEN jsonb_typeof(e -> 'point') = 'number' THEN (e ->> 'point')::numeric END),
+           bool_or(CASE WHEN jsonb_typeof(e -> 'point') = 'number'
+                        THEN (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric) END),
+           array_agg(DISTINCT e ->> 'origin') FILTER (WHERE jsonb_typeof(e -> 'origin') = 'string'),
+           coalesce(bool_or(CASE WHEN jsonb_typeof(e -> 'item') = 'object'
+                                 THEN (e -> 'item') - cols <> '{}' END), false)
+    INTO bad, last_point_n, first_point_n, fractional, origins, unknown_columns
+    FROM jsonb_array_elements(items) e;
+    IF bad IS NULL AND (fractional OR first_point_n < 0 OR last_point_n > 9223372036854775807) THEN
+        SELECT e INTO bad FROM jsonb_array_elements(items) e
+        WHERE (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric)
+           OR (e ->> 'point')::numeric NOT BETWEEN 0 AND 9223372036854775807
+        LIMIT 1;
+    END IF;
     IF bad IS NULL THEN
-        SELECT jsonb_build_object('origin', o) INTO bad
-        FROM (SELECT DISTINCT e ->> 'origin' AS o FROM jsonb_array_elements(items) e) d
+        SELECT jsonb_build_object('origin', o) INTO bad FROM unnest(origins) o
         WHERE o !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
         LIMIT 1;
     END IF;
@@ -391,14 +408,12 @@ BEGIN
     END IF;
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
-    SELECT max((e ->> 'point')::bigint) INTO last_point FROM jsonb_array_elements(items) e;
+    last_point := last_point_n;
 
     -- The common case in one statement, straight from the batch: no references to resolve, no
     -- column this node lacks, and no row refused (if one is, the statement is undone and the
     -- rows take the staged way below).
-    IF NOT (reg.plan ->> 'has_references')::boolean
-       AND NOT EXISTS (SELECT FROM jsonb_array_elements(items) e, jsonb_object_keys(e -> 'item') k
-                       WHERE jsonb_typeof(e -> 'item') = 'object' AND k <> ALL (cols)) THEN
+    IF NOT (reg.plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
         BEGIN
             EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items, source;
             rejected := 0;
