@@ -497,6 +497,13 @@ BEGIN
     RETURN cardinality(waiting);
 END $$;
 
+-- The check of a batch of items in one pass (extension/item_batch.cpp): 22023 naming the first
+-- malformed item; else the largest point (NULL for none) and whether an item has a key outside
+-- `columns`.
+CREATE FUNCTION _check_items(items jsonb, columns text[], OUT last_point bigint,
+                             OUT unknown_columns boolean)
+AS 'MODULE_PATHNAME', 'idsync_check_items' LANGUAGE C IMMUTABLE SET search_path = pg_catalog, pg_temp;
+
 -- merge_items, and the retries of parked rows: with raise_point the source's incoming point
 -- moves with the batch (a merge in the source's name); without it, source only labels the
 -- rows parked again.
@@ -508,12 +515,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
     cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
-    bad jsonb;
     last_point bigint;
-    last_point_n numeric;
-    first_point_n numeric;
-    fractional boolean;
-    origins text[];
     unknown_columns boolean;
 BEGIN
     IF items IS NULL THEN
@@ -525,39 +527,10 @@ BEGIN
     END IF;
     -- An item of null is a row the receiver wrote itself (items_since skips it for its origin):
     -- only its point counts. "origin" names the node that wrote the row (the source when absent).
-    -- One pass over the batch finds the first malformed item, the last point, the origins (few
-    -- per batch, each checked once below) and whether an item has a column this node lacks.
-    SELECT (array_agg(e) FILTER (WHERE
-               jsonb_typeof(e) <> 'object' OR coalesce(jsonb_typeof(e -> 'item'), '') NOT IN ('object', 'null')
-               OR jsonb_typeof(e -> 'point') IS DISTINCT FROM 'number'
-               OR coalesce(jsonb_typeof(e -> 'origin'), 'null') NOT IN ('null', 'string')))[1],
-           max(CASE WHEN jsonb_typeof(e -> 'point') = 'number' THEN (e ->> 'point')::numeric END),
-           min(CASE WHEN jsonb_typeof(e -> 'point') = 'number' THEN (e ->> 'point')::numeric END),
-           bool_or(CASE WHEN jsonb_typeof(e -> 'point') = 'number'
-                        THEN (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric) END),
-           array_agg(DISTINCT e ->> 'origin') FILTER (WHERE jsonb_typeof(e -> 'origin') = 'string'),
-           coalesce(bool_or(CASE WHEN jsonb_typeof(e -> 'item') = 'object'
-                                 THEN (e -> 'item') - cols <> '{}' END), false)
-    INTO bad, last_point_n, first_point_n, fractional, origins, unknown_columns
-    FROM jsonb_array_elements(items) e;
-    IF bad IS NULL AND (fractional OR first_point_n < 0 OR last_point_n > 9223372036854775807) THEN
-        SELECT e INTO bad FROM jsonb_array_elements(items) e
-        WHERE (e ->> 'point')::numeric <> trunc((e ->> 'point')::numeric)
-           OR (e ->> 'point')::numeric NOT BETWEEN 0 AND 9223372036854775807
-        LIMIT 1;
-    END IF;
-    IF bad IS NULL THEN
-        SELECT jsonb_build_object('origin', o) INTO bad FROM unnest(origins) o
-        WHERE o !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-        LIMIT 1;
-    END IF;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'malformed item: %', left(bad::text, 200) USING ERRCODE = '22023',
-            HINT = 'Each item is {"point": bigint, "item": {column: value, ...} or null, "origin": uuid or null}, as idsync.items_since returns.';
-    END IF;
+    SELECT c.last_point, c.unknown_columns INTO last_point, unknown_columns
+    FROM idsync._check_items(items, cols) c;
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
-    last_point := last_point_n;
 
     -- The common case in one statement, straight from the batch: no references to resolve, no
     -- column this node lacks, and no row refused (if one is, the statement is undone and the

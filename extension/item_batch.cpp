@@ -1,0 +1,146 @@
+// The check of a batch of items (merge_items' input) in one pass over its jsonb, before
+// anything is written: every item well formed, the last point, and whether an item names a
+// column this node does not have. plpgsql needed several passes and a regular expression
+// per item for the same.
+#include "boundary.hpp"
+
+namespace {
+
+const char kItemsHint[] = "Each item is {\"point\": bigint, \"item\": {column: value, ...} or "
+                          "null, \"origin\": uuid or null}, as idsync.items_since returns.";
+
+[[noreturn]] void malformed(JsonbValue *element)
+{
+    Jsonb *jb = JsonbValueToJsonb(element);
+    char *text = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+    // At most 200 characters of it, as left(text, 200) would.
+    int chars = 0, bytes = 0;
+    while (text[bytes] != '\0' && chars < 200) {
+        bytes += pg_mblen(text + bytes);
+        chars++;
+    }
+    text[bytes] = '\0';
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed item: %s", text),
+                    errhint("%s", kItemsHint)));
+}
+
+JsonbValue *field(JsonbContainer *object, const char *key, JsonbValue *out)
+{
+    return getKeyJsonValueFromContainer(object, key, strlen(key), out);
+}
+
+// A change point: an integral JSON number in 0 .. 2^63-1.
+bool read_point(const JsonbValue *value, int64 *point)
+{
+    if (value == nullptr || value->type != jbvNumeric)
+        return false;
+    Datum n = NumericGetDatum(value->val.numeric);
+    Datum whole = DirectFunctionCall2(numeric_trunc, n, Int32GetDatum(0));
+    if (!DatumGetBool(DirectFunctionCall2(numeric_eq, n, whole)) ||
+        DatumGetBool(DirectFunctionCall2(numeric_lt, n, NumericGetDatum(int64_to_numeric(0)))) ||
+        DatumGetBool(
+            DirectFunctionCall2(numeric_gt, n, NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))))
+        return false;
+    *point = DatumGetInt64(DirectFunctionCall1(numeric_int8, n));
+    return true;
+}
+
+// A node id as text: 8-4-4-4-12 hexadecimal digits, either case.
+bool is_uuid_text(const char *s, int len)
+{
+    if (len != 36)
+        return false;
+    for (int i = 0; i < len; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit(static_cast<unsigned char>(s[i])))
+            return false;
+    }
+    return true;
+}
+
+bool among(const JsonbValue *key, char **columns, const int *lengths, int ncolumns)
+{
+    for (int c = 0; c < ncolumns; c++)
+        if (lengths[c] == key->val.string.len &&
+            memcmp(columns[c], key->val.string.val, lengths[c]) == 0)
+            return true;
+    return false;
+}
+
+// True when the item (an object) has a key that is not among the columns.
+bool has_unknown_key(JsonbContainer *item, char **columns, const int *lengths, int ncolumns)
+{
+    JsonbIterator *it = JsonbIteratorInit(item);
+    JsonbValue v;
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+        if (token == WJB_KEY && !among(&v, columns, lengths, ncolumns))
+            return true;
+    return false;
+}
+
+} // namespace
+
+// idsync._check_items(items jsonb, columns text[], OUT last_point bigint,
+// OUT unknown_columns boolean): 22023 naming the first malformed item; else the largest point
+// (NULL for no items) and whether an item has a key outside `columns`.
+IDSYNC_FUNCTION(idsync_check_items)
+{
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("items and columns must not be NULL")));
+    Jsonb *items = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
+    Datum *names;
+    bool *nulls;
+    int ncolumns;
+    deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls,
+                      &ncolumns);
+    char **columns = static_cast<char **>(palloc(sizeof(char *) * Max(ncolumns, 1)));
+    int *lengths = static_cast<int *>(palloc(sizeof(int) * Max(ncolumns, 1)));
+    for (int c = 0; c < ncolumns; c++) {
+        columns[c] = nulls[c] ? pstrdup("") : TextDatumGetCString(names[c]);
+        lengths[c] = nulls[c] ? -1 : strlen(columns[c]);
+    }
+
+    bool any = false, unknown = false;
+    int64 last = 0;
+    JsonbIterator *it = JsonbIteratorInit(&items->root);
+    JsonbValue element;
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(&it, &element, true)) != WJB_DONE) {
+        if (token != WJB_ELEM)
+            continue;
+        if (element.type != jbvBinary || !JsonContainerIsObject(element.val.binary.data))
+            malformed(&element);
+        JsonbContainer *object = element.val.binary.data;
+        JsonbValue point_value, item_value, origin_value;
+        int64 point;
+        if (!read_point(field(object, "point", &point_value), &point))
+            malformed(&element);
+        JsonbValue *item = field(object, "item", &item_value);
+        bool item_is_object = item != nullptr && item->type == jbvBinary &&
+                              JsonContainerIsObject(item->val.binary.data);
+        if (item == nullptr || !(item_is_object || item->type == jbvNull))
+            malformed(&element);
+        JsonbValue *origin = field(object, "origin", &origin_value);
+        if (origin != nullptr && origin->type != jbvNull &&
+            !(origin->type == jbvString &&
+              is_uuid_text(origin->val.string.val, origin->val.string.len)))
+            malformed(&element);
+        if (item_is_object && !unknown)
+            unknown = has_unknown_key(item->val.binary.data, columns, lengths, ncolumns);
+        last = any ? Max(last, point) : point;
+        any = true;
+    }
+
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("_check_items must return a record")));
+    Datum values[2] = {Int64GetDatum(last), BoolGetDatum(unknown)};
+    bool result_nulls[2] = {!any, false};
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, result_nulls)));
+}
