@@ -29,14 +29,14 @@ JsonbValue *field(JsonbContainer *object, const char *key, JsonbValue *out)
     return getKeyJsonValueFromContainer(object, key, strlen(key), out);
 }
 
-// A change point: an integral JSON number in 0 .. 2^63-1.
+// A change point: a JSON number written without a fraction (5, not 5.0, which the SQL that
+// reads the item as text could not cast) in 0 .. 2^63-1.
 bool read_point(const JsonbValue *value, int64 *point)
 {
     if (value == nullptr || value->type != jbvNumeric)
         return false;
     Datum n = NumericGetDatum(value->val.numeric);
-    Datum whole = DirectFunctionCall2(numeric_trunc, n, Int32GetDatum(0));
-    if (!DatumGetBool(DirectFunctionCall2(numeric_eq, n, whole)) ||
+    if (DatumGetInt32(DirectFunctionCall1(numeric_scale, n)) != 0 ||
         DatumGetBool(DirectFunctionCall2(numeric_lt, n, NumericGetDatum(int64_to_numeric(0)))) ||
         DatumGetBool(
             DirectFunctionCall2(numeric_gt, n, NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))))

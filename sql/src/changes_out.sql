@@ -113,10 +113,12 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
 BEGIN
-    -- The replicated columns, then the node that wrote each row; not the rows to_node wrote.
+    -- The replicated columns; for a node, also who wrote each row, and not the rows it wrote.
+    -- Without to_node the columns are those of 0.4.0, which a 0.4.0 idsyncd copies.
     RETURN idsync._natural_select(reg, target::text, 'json',
-                                  format('coalesce(c.idsync_origin, %L::uuid) AS idsync_origin',
-                                         idsync.node_id()))
+                                  CASE WHEN to_node IS NOT NULL THEN
+                                      format('coalesce(c.idsync_origin, %L::uuid) AS idsync_origin',
+                                             idsync.node_id()) END)
            || ' WHERE true'
            || CASE WHEN up_to IS NULL THEN ''
                    ELSE format(' AND c.%I <= %s', reg.point_column, up_to) END
@@ -124,7 +126,7 @@ BEGIN
                    ELSE format(' AND c.idsync_origin IS DISTINCT FROM %L::uuid', to_node) END;
 END $$;
 COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid) IS
-'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb), and idsync_origin; with up_to, the rows whose point is at most up_to; with to_node, not the rows that node wrote';
+'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also idsync_origin, and not the rows that node wrote';
 
 -- The rows of items_since: references in natural form, and an upper bound. The point index is
 -- walked and cut at max_rows before the referenced rows are joined (the SET clauses keep the

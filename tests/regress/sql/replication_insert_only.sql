@@ -108,6 +108,7 @@ SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[1, 2]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": "x", "item": {}}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1.5, "item": {}}]')$$);
+SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 5.0, "item": {}}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": -1, "item": {}}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1, "item": {}}, {"point": 1e30, "item": {}}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1, "item": {}, "origin": 7}]')$$);

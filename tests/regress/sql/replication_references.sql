@@ -216,6 +216,15 @@ SELECT * FROM waiting();
 SELECT * FROM ship('ref_a.derivation_outputs', 'ref_b.derivation_outputs');
 SELECT count(*) AS still_waiting FROM waiting();
 SELECT count(*) AS doc_tags FROM ref_b.output_tags WHERE tag = 'new';
+-- Without to_node, the columns of 0.4.0 (what a 0.4.0 idsyncd copies); for a node, also the origin.
+SELECT idsync.bulk_query('ref_a.output_tags') AS q0,
+       idsync.bulk_query('ref_a.output_tags', NULL, '00000000-0000-0000-0000-0000000000bb') AS q1 \gset
+CREATE TEMP VIEW bulk_v0 AS :q0;
+CREATE TEMP VIEW bulk_v1 AS :q1;
+SELECT c.relname, array_agg(a.attname ORDER BY a.attnum) AS columns
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relname IN ('bulk_v0', 'bulk_v1') AND c.relpersistence = 't' GROUP BY 1 ORDER BY 1;
+DROP VIEW bulk_v0, bulk_v1;
 -- A staging table with ids where natural keys belong is refused.
 BEGIN;
 CREATE TEMP TABLE raw_stage ON COMMIT DROP AS SELECT output_id, tag FROM ref_a.output_tags;
