@@ -474,8 +474,8 @@ BEGIN
         '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
         '    ''[]'')) AS n FROM w) '
         'SELECT coalesce(array_agg(w.idsync_ord), ''{}'') FROM w, parked',
-        reg.plan ->> 'resolved');
-    refs := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'reference_ids'));
+        idsync._plan(reg) ->> 'resolved');
+    refs := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'reference_ids'));
     BEGIN
         EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
     EXCEPTION WHEN data_exception THEN
@@ -873,7 +873,7 @@ BEGIN
                   idsync._resolved_sql(reg, source));
 END $$;
 
-CREATE FUNCTION _merge_range(reg tables, stage regclass, lo bigint, hi bigint, source uuid,
+CREATE OR REPLACE FUNCTION _merge_range(reg tables, stage regclass, lo bigint, hi bigint, source uuid,
                              INOUT inserted integer, INOUT updated integer, INOUT rejected integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -888,7 +888,7 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        EXECUTE reg.plan ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
+        EXECUTE idsync._plan(reg) ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
         inserted := inserted + got_inserted;
         updated := updated + got_updated;
         RETURN;
@@ -1023,8 +1023,9 @@ CREATE OR REPLACE FUNCTION _merge_staged_items(reg tables, items jsonb, source u
                                     OUT inserted integer, OUT updated integer, OUT rejected integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    cols text[] := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'columns'));
-    fill text := reg.plan ->> 'fill';
+    plan jsonb := idsync._plan(reg);
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(plan -> 'columns'));
+    fill text := plan ->> 'fill';
     stage regclass := idsync._stage(reg);
     target regclass := reg.relid;
     entry record;
@@ -1122,16 +1123,22 @@ BEGIN
     WHERE t.relid = target;
 END $$;
 
-CREATE FUNCTION _plan(reg tables) RETURNS jsonb
+CREATE OR REPLACE FUNCTION _plan(reg tables) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    plan jsonb;
 BEGIN
-    IF reg.plan = '{}' THEN
+    SELECT t.plan INTO plan FROM idsync.tables t WHERE t.relid = reg.relid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not registered for replication', reg.relid USING ERRCODE = '55000';
+    END IF;
+    IF plan = '{}' THEN
         PERFORM idsync._references(reg.relid); -- names what kept the plan from being built
         RAISE EXCEPTION 'table % has no replication plan', reg.relid
             USING ERRCODE = '55000',
                   HINT = 'Register every table it references, then ALTER it (or register it again) to build the plan.';
     END IF;
-    RETURN reg.plan;
+    RETURN plan;
 END $$;
 
 ---------------------------------------------------------------------------------------------

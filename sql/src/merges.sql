@@ -207,8 +207,8 @@ BEGIN
         '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
         '    ''[]'')) AS n FROM w) '
         'SELECT coalesce(array_agg(w.idsync_ord), ''{}'') FROM w, parked',
-        reg.plan ->> 'resolved');
-    refs := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'reference_ids'));
+        idsync._plan(reg) ->> 'resolved');
+    refs := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'reference_ids'));
     BEGIN
         EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
     EXCEPTION WHEN data_exception THEN
@@ -310,7 +310,7 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        EXECUTE reg.plan ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
+        EXECUTE idsync._plan(reg) ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
         inserted := inserted + got_inserted;
         updated := updated + got_updated;
         RETURN;
@@ -419,8 +419,9 @@ CREATE FUNCTION _merge_staged_items(reg tables, items jsonb, source uuid,
                                     OUT inserted integer, OUT updated integer, OUT rejected integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    cols text[] := ARRAY(SELECT jsonb_array_elements_text(reg.plan -> 'columns'));
-    fill text := reg.plan ->> 'fill';
+    plan jsonb := idsync._plan(reg);
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(plan -> 'columns'));
+    fill text := plan ->> 'fill';
     stage regclass := idsync._stage(reg);
     target regclass := reg.relid;
     entry record;

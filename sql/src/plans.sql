@@ -67,15 +67,24 @@ BEGIN
 END $$;
 
 -- The plan of a registration, or 55000 when it could not be built (a table registered before
--- 0.5.0 whose foreign key points at a table that is not registered).
+-- 0.5.0 whose foreign key points at a table that is not registered). Read from idsync.tables by
+-- the row's relid, never taken from the row: the helpers that run a plan take a registration
+-- row as an argument, and the SQL they run must come from the catalog, not from a row their
+-- caller made up.
 CREATE FUNCTION _plan(reg tables) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    plan jsonb;
 BEGIN
-    IF reg.plan = '{}' THEN
+    SELECT t.plan INTO plan FROM idsync.tables t WHERE t.relid = reg.relid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not registered for replication', reg.relid USING ERRCODE = '55000';
+    END IF;
+    IF plan = '{}' THEN
         PERFORM idsync._references(reg.relid); -- names what kept the plan from being built
         RAISE EXCEPTION 'table % has no replication plan', reg.relid
             USING ERRCODE = '55000',
                   HINT = 'Register every table it references, then ALTER it (or register it again) to build the plan.';
     END IF;
-    RETURN reg.plan;
+    RETURN plan;
 END $$;

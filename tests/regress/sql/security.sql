@@ -142,6 +142,15 @@ SELECT idsync.get_sync('sec.pkg', '00000000-0000-0000-0000-0000000000aa') AS cor
 SELECT received, inserted, rejected FROM idsync.merge_items('sec.kv',
     '[{"point": 8, "item": {"k": "b", "v": "x", "idsync_version": 9223372036854775807, "idsync_deleted": false}}]',
     '00000000-0000-0000-0000-0000000000aa');
+-- The helpers that run a table's plan take it from idsync.tables, not from the registration
+-- row they are given: a peer's made-up row runs no SQL of its own.
+BEGIN;
+SELECT idsync._stage(jsonb_populate_record(t, jsonb_build_object('plan',
+           jsonb_set(t.plan, '{staging_definition}', '"forged integer"')))) IS NOT NULL AS staged
+FROM idsync.tables t WHERE t.relid = 'sec.pkg'::regclass;
+SELECT count(*) FILTER (WHERE attname = 'forged') AS forged_columns, count(*) > 0 AS has_columns
+FROM pg_attribute WHERE attrelid = ('pg_temp.idsync_stage_' || 'sec.pkg'::regclass::oid)::regclass AND attnum > 0;
+ROLLBACK;
 RESET ROLE;
 SELECT point, item ->> 'k' AS k, sqlstate FROM idsync.rejects WHERE relid = 'sec.kv'::regclass;
 -- The daemon's local role reads and records outgoing points; it merges nothing.
