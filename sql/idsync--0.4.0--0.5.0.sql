@@ -514,7 +514,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
+    plan jsonb := idsync._plan(reg);
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(plan -> 'columns'));
     last_point bigint;
     unknown_columns boolean;
 BEGIN
@@ -535,9 +536,9 @@ BEGIN
     -- The common case in one statement, straight from the batch: no references to resolve, no
     -- column this node lacks, and no row refused (if one is, the statement is undone and the
     -- rows take the staged way below).
-    IF NOT (reg.plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
+    IF NOT (plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
         BEGIN
-            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items, source;
+            EXECUTE plan ->> 'merge_batch' INTO inserted, updated USING items, source;
             rejected := 0;
         EXCEPTION WHEN data_exception OR integrity_constraint_violation
                        OR triggered_data_change_violation OR raise_exception THEN
@@ -718,7 +719,7 @@ END $$;
 -- go with them, since the API calls them as the caller; what they change, they check. The
 -- helpers of registration and of content hashes only to administrators; granting only to the
 -- extension's owner.
-CREATE FUNCTION _kind_functions(kind text) RETURNS SETOF regprocedure
+CREATE OR REPLACE FUNCTION _kind_functions(kind text) RETURNS SETOF regprocedure
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT p.oid::regprocedure FROM pg_proc p
     WHERE p.pronamespace = 'idsync'::regnamespace
@@ -727,7 +728,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                 THEN kind = 'admin' OR p.proname <> ALL (ARRAY[
                          '_replicate_table', '_unreplicate_table', '_register', '_forget',
                          '_attach_triggers', '_add_key_trigger', '_refresh_content_triggers',
-                         '_recompute_content_state', '_purge_syncs', '_registration_changed'])
+                         '_recompute_content_state', '_build_plan', '_purge_syncs',
+                         '_registration_changed'])
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
                                    'items_since', 'bulk_query', 'merge_syncs', 'stable_point',

@@ -365,7 +365,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols text[] := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'columns'));
+    plan jsonb := idsync._plan(reg);
+    cols text[] := ARRAY(SELECT jsonb_array_elements_text(plan -> 'columns'));
     last_point bigint;
     unknown_columns boolean;
 BEGIN
@@ -386,9 +387,9 @@ BEGIN
     -- The common case in one statement, straight from the batch: no references to resolve, no
     -- column this node lacks, and no row refused (if one is, the statement is undone and the
     -- rows take the staged way below).
-    IF NOT (reg.plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
+    IF NOT (plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
         BEGIN
-            EXECUTE reg.plan ->> 'merge_batch' INTO inserted, updated USING items, source;
+            EXECUTE plan ->> 'merge_batch' INTO inserted, updated USING items, source;
             rejected := 0;
         EXCEPTION WHEN data_exception OR integrity_constraint_violation
                        OR triggered_data_change_violation OR raise_exception THEN

@@ -14,7 +14,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                 THEN kind = 'admin' OR p.proname <> ALL (ARRAY[
                          '_replicate_table', '_unreplicate_table', '_register', '_forget',
                          '_attach_triggers', '_add_key_trigger', '_refresh_content_triggers',
-                         '_recompute_content_state', '_purge_syncs', '_registration_changed'])
+                         '_recompute_content_state', '_build_plan', '_purge_syncs',
+                         '_registration_changed'])
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
                                    'items_since', 'bulk_query', 'merge_syncs', 'stable_point',

@@ -111,6 +111,11 @@ SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1.5, "ite
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 5.0, "item": {}}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": -1, "item": {}}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1, "item": {}}, {"point": 1e30, "item": {}}]')$$);
+-- A large malformed item is named by its position, not quoted.
+SELECT regexp_replace(try(format($$SELECT * FROM idsync.merge_items('rep_b.pkg', %L)$$,
+           jsonb_build_array(jsonb_build_object('point', 1, 'item', NULL),
+                             jsonb_build_object('point', -1, 'item', repeat(E'\x01', 100000))))),
+       '\d+ bytes', 'N bytes') AS large;
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1, "item": {}, "origin": 7}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('rep_b.pkg', '[{"point": 1, "item": null, "origin": "00000000-0000-0000-0000-0000000000aa"}, {"point": 2, "item": null, "origin": "node b"}]')$$);
 SELECT try($$SELECT * FROM idsync.merge_items('nullable', '[]')$$);
