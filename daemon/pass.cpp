@@ -1,8 +1,10 @@
 #include "pass.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include "log.hpp"
+#include "task_both.hpp"
 #include "uv_util.hpp"
 
 // The SQL of a pass, in one place. (Named constants, not literals inside co_await: GCC 12
@@ -122,7 +124,16 @@ Task<void> raise_outgoing(PassContext &context, const TableInfo &table, const st
 
 // Diff mode (Swift's _usync_db): batches of per_diff changes after the peer's point, at most
 // max_diffs of them, each merged with our node id as source so the peer's incoming point moves
-// with the rows in the same transaction.
+// with the rows in the same transaction. Pipelined: while the peer merges one batch, the next is
+// read here, so a batch costs the longer of the two, not their sum.
+Task<PgResult> next_batch(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                          int64_t after)
+{
+    return context.local.query(sql::next_batch, table.name, std::to_string(after),
+                               std::to_string(context.config.per_diff), std::to_string(context.cut),
+                               preflight.remote.node_id);
+}
+
 Task<void> send_diffs(PassContext &context, const TableInfo &table, const Preflight &preflight,
                       TableOutcome &outcome)
 {
@@ -130,12 +141,10 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
     int64_t point = diff_start(preflight);
     int diffs = 0;
     double started = monotonic_seconds();
+    PgResult batch = co_await next_batch(context, table, preflight, point);
     for (;;) {
         if (context.stopping)
             throw Stopped{};
-        PgResult batch = co_await context.local.query(
-            sql::next_batch, table.name, std::to_string(point), std::to_string(config.per_diff),
-            std::to_string(context.cut), preflight.remote.node_id);
         int64_t rows = batch.int64(0, 0);
         if (rows == 0)
             break;
@@ -143,16 +152,27 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
             outcome.capped = true;
             break;
         }
-        PgResult merged = co_await context.remote.query(sql::merge_batch, table.name,
-                                                        batch.text(0, 2), preflight.local.node_id);
+        int64_t batch_end = batch.int64(0, 1);
+        // A short batch is the last one: nothing to read ahead.
+        bool last = rows < config.per_diff;
+        Task<PgResult> merge = context.remote.query(sql::merge_batch, table.name, batch.text(0, 2),
+                                                    preflight.local.node_id);
+        PgResult merged, following;
+        if (last) {
+            merged = co_await std::move(merge);
+        } else {
+            std::tie(merged, following) =
+                co_await both(std::move(merge), next_batch(context, table, preflight, batch_end));
+        }
         diffs++;
         int64_t echoes = batch.int64(0, 3);
         outcome.rows_sent += rows - echoes;
         outcome.echoes_avoided += echoes;
         outcome.rejects += merged.int64(0, 1);
-        point = batch.int64(0, 1);
-        if (rows < config.per_diff)
+        point = batch_end;
+        if (last)
             break;
+        batch = std::move(following);
     }
     outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
     log_debug(strprintf("diff of %s to %s: %llu rows in %d batches in %.2f s", table.name.c_str(),

@@ -9,3 +9,4 @@ Suite *backoff_suite();
 Suite *metrics_suite();
 Suite *http_suite();
 Suite *log_suite();
+Suite *task_both_suite();
