@@ -22,13 +22,19 @@ constexpr int kMaxRounds = 3;
 constexpr int64 kProbeSample = 64;
 constexpr double kProbeHitRate = 0.25;
 
-// Probes a sample of the distinct rows and returns true when enough of them exist to make
-// probing the rest worthwhile.
-bool mostly_existing(const Batch &b, GroupIds &ids)
+// What a sample of the distinct rows says: probe all first (many exist), or not; and whether
+// the rows left to insert are likely all missing (all probed, or none of the sample found), so
+// that a plain INSERT is worth trying before ON CONFLICT.
+struct Sample {
+    bool probe_all;
+    bool all_missing;
+};
+
+Sample sample_existing(const Batch &b, GroupIds &ids)
 {
     int64 ngroups = b.keys.ngroups;
     if (ngroups <= kProbeSample)
-        return true;
+        return {true, true};
     int32 sample[kProbeSample];
     for (int64 i = 0; i < kProbeSample; i++)
         sample[i] = static_cast<int32>(i * ngroups / kProbeSample);
@@ -36,7 +42,8 @@ bool mostly_existing(const Batch &b, GroupIds &ids)
     int64 found = 0;
     for (int64 i = 0; i < kProbeSample; i++)
         found += ids.state[sample[i]] == IdState::found;
-    return found >= kProbeHitRate * kProbeSample;
+    bool probe_all = found >= kProbeHitRate * kProbeSample;
+    return {probe_all, probe_all || found == 0};
 }
 
 // The distinct rows to probe before inserting: all still missing, or only the unprotected.
@@ -119,7 +126,7 @@ Datum required_arg(FunctionCallInfo fcinfo, int arg, const char *name)
     return PG_GETARG_DATUM(arg);
 }
 
-void begin_batch(Batch &b, Oid target, ArrayType *columns)
+void begin_batch(Batch &b, Oid target, ArrayType *columns, int nkey)
 {
     b.caller = CurrentMemoryContext;
     b.work = AllocSetContextCreate(b.caller, "idsync batch", ALLOCSET_DEFAULT_SIZES);
@@ -127,7 +134,7 @@ void begin_batch(Batch &b, Oid target, ArrayType *columns)
         elog(ERROR, "idsync could not connect to SPI");
     MemoryContextSwitchTo(b.work);
     b.estate = CreateExecutorState();
-    b.target = open_target(target, columns);
+    b.target = nkey > 0 ? open_merge_target(target, columns, nkey) : open_target(target, columns);
 }
 
 void resolve_batch(Batch &b)
@@ -144,8 +151,8 @@ void resolve_batch(Batch &b)
 
     lock_unprotected_rows(t, k, v.nrows);
     int32 *pending = work_array<int32>(ngroups);
-    bool probe_all = mostly_existing(b, b.ids);
-    probe_groups(t, v, k, pending, collect_probe(b, probe_all, pending), b.ids);
+    Sample sample = sample_existing(b, b.ids);
+    probe_groups(t, v, k, pending, collect_probe(b, sample.probe_all, pending), b.ids);
     if (IsolationUsesXactSnapshot())
         check_unprotected_visible(t, v, k, b.ids);
 
@@ -162,11 +169,11 @@ void resolve_batch(Batch &b)
                             errhint("Retry the transaction.")));
         if (insert.plan == nullptr)
             insert = prepare_missing_insert(t);
-        insert_groups(insert, t, v, k, pending, missing, b.ids);
+        insert_groups(insert, t, v, k, pending, missing, b.ids,
+                      round == 0 && b.plain_first && sample.all_missing);
         probe_groups(t, v, k, pending, collect_missing(b.ids, ngroups, pending), b.ids);
     }
-    if (insert.plan != nullptr)
-        SPI_freeplan(insert.plan);
+    free_missing_insert(insert);
     if (t.row_security)
         check_row_security(b);
 }

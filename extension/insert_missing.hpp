@@ -26,10 +26,14 @@ struct Batch {
     ColumnValues values;
     RowKeys keys;
     GroupIds ids;
+    // Merges only: try a plain INSERT before ON CONFLICT (missing_insert.hpp). Not for
+    // insert_missing, whose callers see the ids: a rolled-back attempt leaves gaps in them.
+    bool plain_first;
 };
 
-// Opens an SPI connection and the target table with the given column names (text[]).
-void begin_batch(Batch &batch, Oid target, ArrayType *columns);
+// Opens an SPI connection and the target table with the given column names (text[]); for a
+// merge, nkey > 0 says that the first nkey columns are the registered key (open_merge_target).
+void begin_batch(Batch &batch, Oid target, ArrayType *columns, int nkey = 0);
 
 // Argument `arg` of fcinfo, which must not be NULL (22004 naming `name`).
 Datum required_arg(FunctionCallInfo fcinfo, int arg, const char *name);

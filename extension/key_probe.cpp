@@ -10,7 +10,7 @@ namespace {
                                            const RowKeys &k, int64 row, TupleTableSlot *slot)
 {
     int column = 0;
-    for (int c = 0; c < t.ncolumns; c++) {
+    for (int c = 0; c < t.nmatched; c++) {
         bool isnull;
         Datum d = slot_getattr(slot, t.attnums[c], &isnull);
         if (ApplySortComparator(v.values[c][row], v.nulls[c][row], d, isnull, &t.column_order[c]) !=

@@ -11,7 +11,24 @@ namespace {
 // Rows per INSERT statement: bounds the parameter arrays and the RETURNING result in memory.
 constexpr int64 kInsertChunk = 10000;
 
-char *build_insert_sql(const TargetTable &t)
+// " ON CONFLICT (<the unique index's keys>) [WHERE <its predicate>] DO NOTHING"
+void append_on_conflict(StringInfo sql, const TargetTable &t)
+{
+    Oid relid = RelationGetRelid(t.rel);
+    appendStringInfo(
+        sql, " ON CONFLICT (%s)",
+        pg_get_indexdef_columns_extended(RelationGetRelid(t.index), RULE_INDEXDEF_KEYS_ONLY));
+    if (t.index_info->ii_Predicate != NIL) {
+        Node *predicate = reinterpret_cast<Node *>(make_ands_explicit(t.index_info->ii_Predicate));
+        appendStringInfo(sql, " WHERE %s",
+                         deparse_expression(
+                             predicate, deparse_context_for(RelationGetRelationName(t.rel), relid),
+                             false, false));
+    }
+    appendStringInfoString(sql, " DO NOTHING");
+}
+
+char *build_insert_sql(const TargetTable &t, bool on_conflict)
 {
     Oid relid = RelationGetRelid(t.rel);
     StringInfoData sql;
@@ -23,21 +40,34 @@ char *build_insert_sql(const TargetTable &t)
     appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
-    appendStringInfo(
-        &sql, ") ON CONFLICT (%s)",
-        pg_get_indexdef_columns_extended(RelationGetRelid(t.index), RULE_INDEXDEF_KEYS_ONLY));
-    if (t.index_info->ii_Predicate != NIL) {
-        Node *predicate = reinterpret_cast<Node *>(make_ands_explicit(t.index_info->ii_Predicate));
-        appendStringInfo(&sql, " WHERE %s",
-                         deparse_expression(
-                             predicate, deparse_context_for(RelationGetRelationName(t.rel), relid),
-                             false, false));
-    }
-    appendStringInfo(&sql, " DO NOTHING RETURNING t.%s::pg_catalog.int8",
-                     quote_identifier(get_attname(relid, t.id_attnum, false)));
-    for (int c = 0; c < t.ncolumns; c++)
+    appendStringInfoChar(&sql, ')');
+    if (on_conflict)
+        append_on_conflict(&sql, t);
+    if (t.id_attnum == 0) // a merge into a table without an id column
+        appendStringInfoString(&sql, " RETURNING NULL::pg_catalog.int8");
+    else
+        appendStringInfo(&sql, " RETURNING t.%s::pg_catalog.int8",
+                         quote_identifier(get_attname(relid, t.id_attnum, false)));
+    for (int c = 0; c < t.nmatched; c++)
         appendStringInfo(&sql, ", t.%s", quote_identifier(t.columns[c]));
     return sql.data;
+}
+
+// Deparsed and planned with search_path pinned (the plan keeps that path for replanning);
+// executed under the caller's, so that the table's own triggers and defaults run as after an
+// INSERT.
+SPIPlanPtr prepare_insert(const TargetTable &t, bool on_conflict)
+{
+    Oid *argtypes = work_array<Oid>(t.ncolumns);
+    for (int c = 0; c < t.ncolumns; c++)
+        argtypes[c] = get_array_type(t.types[c]);
+    int pinned = pin_search_path();
+    char *sql = build_insert_sql(t, on_conflict);
+    SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns, argtypes);
+    unpin_search_path(pinned);
+    if (plan == nullptr)
+        elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+    return plan;
 }
 
 // The values of given column c of the distinct rows `groups`, as one array parameter.
@@ -61,7 +91,7 @@ Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowK
 bool returned_row_matches(const TargetTable &t, const ColumnValues &v, int32 row, HeapTuple tuple,
                           TupleDesc desc)
 {
-    for (int c = 0; c < t.ncolumns; c++) {
+    for (int c = 0; c < t.nmatched; c++) {
         bool isnull;
         Datum d = SPI_getbinval(tuple, desc, c + 2, &isnull);
         if (ApplySortComparator(v.values[c][row], v.nulls[c][row], d, isnull, &t.column_order[c]) !=
@@ -71,13 +101,13 @@ bool returned_row_matches(const TargetTable &t, const ColumnValues &v, int32 row
     return true;
 }
 
-void insert_chunk(const MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
-                  const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
+void insert_chunk(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v, const RowKeys &k,
+                  const int32 *groups, int64 count, GroupIds &ids)
 {
     Datum *params = work_array<Datum>(t.ncolumns);
     for (int c = 0; c < t.ncolumns; c++)
         params[c] = group_column_array(t, v, k, c, groups, count);
-    int ret = SPI_execute_plan(insert.plan, params, nullptr, false, 0);
+    int ret = SPI_execute_plan(plan, params, nullptr, false, 0);
     if (ret != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "idsync insert failed: %s", SPI_result_code_string(ret));
 
@@ -107,30 +137,80 @@ void insert_chunk(const MissingInsert &insert, const TargetTable &t, const Colum
     pfree(params);
 }
 
+void insert_all(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v, const RowKeys &k,
+                const int32 *groups, int64 count, GroupIds &ids)
+{
+    for (int64 start = 0; start < count; start += kInsertChunk)
+        insert_chunk(plan, t, v, k, groups + start, Min(kInsertChunk, count - start), ids);
+}
+
+// The plain INSERT in a subtransaction; false, with nothing inserted, after a unique violation.
+// Any other error is raised as it came. (Only PostgreSQL-managed memory lives in this frame, so
+// the error's longjmp skips no destructor.)
+bool try_plain_insert(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v,
+                      const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
+{
+    MemoryContext context = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(context);
+    bool inserted = true;
+    PG_TRY();
+    {
+        insert_all(plan, t, v, k, groups, count, ids);
+        ReleaseCurrentSubTransaction();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+        if (error->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+            ReThrowError(error);
+        FreeErrorData(error);
+        inserted = false;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(context);
+    CurrentResourceOwner = owner;
+    if (!inserted)
+        for (int64 i = 0; i < count; i++) { // what the rolled-back attempt marked
+            ids.id[groups[i]] = 0;
+            ids.state[groups[i]] = IdState::missing;
+        }
+    return inserted;
+}
+
 } // namespace
 
 MissingInsert prepare_missing_insert(const TargetTable &t)
 {
-    Oid *argtypes = work_array<Oid>(t.ncolumns);
-    for (int c = 0; c < t.ncolumns; c++)
-        argtypes[c] = get_array_type(t.types[c]);
-    // Deparsed and planned with search_path pinned (the plan keeps that path for replanning);
-    // executed under the caller's, so that the table's own triggers and defaults run as after
-    // an INSERT.
-    int pinned = pin_search_path();
-    char *sql = build_insert_sql(t);
-    SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns, argtypes);
-    unpin_search_path(pinned);
-    if (plan == nullptr)
-        elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-    return MissingInsert{plan};
+    return MissingInsert{prepare_insert(t, true), nullptr};
 }
 
-void insert_groups(const MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
-                   const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
+void free_missing_insert(MissingInsert &insert)
 {
-    for (int64 start = 0; start < count; start += kInsertChunk)
-        insert_chunk(insert, t, v, k, groups + start, Min(kInsertChunk, count - start), ids);
+    if (insert.plan != nullptr)
+        SPI_freeplan(insert.plan);
+    if (insert.plain_plan != nullptr)
+        SPI_freeplan(insert.plain_plan);
+    insert = {nullptr, nullptr};
+}
+
+void insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
+                   const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids,
+                   bool plain_first)
+{
+    if (plain_first) {
+        if (insert.plain_plan == nullptr)
+            insert.plain_plan = prepare_insert(t, false);
+        if (try_plain_insert(insert.plain_plan, t, v, k, groups, count, ids))
+            return;
+    }
+    insert_all(insert.plan, t, v, k, groups, count, ids);
 }
 
 } // namespace idsync

@@ -112,6 +112,7 @@ Registration *copy_registration(const Registration *reg, MemoryContext context)
     copy->version_column = copy_string(reg->version_column, context);
     copy->tombstone_column = copy_string(reg->tombstone_column, context);
     copy->local_columns = copy_strings(reg->local_columns, reg->nlocal, context);
+    copy->key_columns = copy_strings(reg->key_columns, reg->nkey, context);
     copy->reference_columns = copy_strings(reg->reference_columns, reg->nreferences, context);
     copy->reference_queries = copy_strings(reg->reference_queries, reg->nreferences, context);
     return copy;
@@ -145,6 +146,7 @@ Registration *read_registration(Oid relid, MemoryContext context)
         reg->tombstone_column = text_column(row, desc, tables, "tombstone_column", context);
         reg->nlocal =
             array_column(row, desc, tables, "local_columns", context, &reg->local_columns);
+        reg->nkey = array_column(row, desc, tables, "key_columns", context, &reg->key_columns);
         // Before ALTER EXTENSION idsync UPDATE to 0.5.0 (the library is newer than the schema)
         // there are no reference queries: tables with references refuse writes until the
         // update (content_trigger.cpp), since their old triggers kept SQL in their arguments.

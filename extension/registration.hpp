@@ -11,6 +11,8 @@ namespace idsync {
 struct Registration {
     Oid relid;
     bool lww;
+    char **key_columns; // the natural key, as registered
+    int nkey;
     const char *point_column;
     const char *version_column;   // lww only
     const char *tombstone_column; // lww only

@@ -27,7 +27,7 @@ int compare_keys(const Rows &r, int64 a, int64 b)
 // Returns the first given column in which rows a and b differ, or -1.
 int first_difference(const Rows &r, int64 a, int64 b)
 {
-    for (int c = 0; c < r.t->ncolumns; c++)
+    for (int c = 0; c < r.t->nmatched; c++)
         if (ApplySortComparator(r.v->values[c][a], r.v->nulls[c][a], r.v->values[c][b],
                                 r.v->nulls[c][b], &r.t->column_order[c]) != 0)
             return c;
@@ -42,7 +42,7 @@ int compare_rows(const void *pa, const void *pb, void *arg)
     int cmp = compare_keys(r, a, b);
     if (cmp != 0)
         return cmp;
-    for (int c = 0; c < r.t->ncolumns; c++) {
+    for (int c = 0; c < r.t->nmatched; c++) {
         cmp = ApplySortComparator(r.v->values[c][a], r.v->nulls[c][a], r.v->values[c][b],
                                   r.v->nulls[c][b], &r.t->column_order[c]);
         if (cmp != 0)
@@ -173,7 +173,7 @@ RowKeys group_rows(const TargetTable &t, const ColumnValues &v)
 
 bool row_equals_slot(const TargetTable &t, const ColumnValues &v, int64 a, TupleTableSlot *slot)
 {
-    for (int c = 0; c < t.ncolumns; c++) {
+    for (int c = 0; c < t.nmatched; c++) {
         bool isnull;
         Datum d = slot_getattr(slot, t.attnums[c], &isnull);
         if (ApplySortComparator(v.values[c][a], v.nulls[c][a], d, isnull, &t.column_order[c]) != 0)

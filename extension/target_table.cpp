@@ -85,8 +85,8 @@ void resolve_columns(TargetTable &t, ArrayType *column_names)
 // NULL equal to NULL.
 void prepare_column_order(TargetTable &t)
 {
-    t.column_order = static_cast<SortSupportData *>(palloc0(sizeof(SortSupportData) * t.ncolumns));
-    for (int c = 0; c < t.ncolumns; c++) {
+    t.column_order = static_cast<SortSupportData *>(palloc0(sizeof(SortSupportData) * t.nmatched));
+    for (int c = 0; c < t.nmatched; c++) {
         TypeCacheEntry *tc = lookup_type_cache(t.types[c], TYPECACHE_LT_OPR);
         if (!OidIsValid(tc->lt_opr))
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -112,9 +112,11 @@ void check_privileges(const TargetTable &t)
     for (AclMode mode : modes) {
         if (pg_class_aclcheck(relid, user, mode) == ACLCHECK_OK)
             continue;
-        bool ok = mode != ACL_SELECT ||
+        bool ok = mode != ACL_SELECT || t.id_attnum == 0 ||
                   pg_attribute_aclcheck(relid, t.id_attnum, user, mode) == ACLCHECK_OK;
-        for (int c = 0; ok && c < t.ncolumns; c++)
+        // Columns are read to match rows, written all.
+        int checked = mode == ACL_SELECT ? t.nmatched : t.ncolumns;
+        for (int c = 0; ok && c < checked; c++)
             ok = pg_attribute_aclcheck(relid, t.attnums[c], user, mode) == ACLCHECK_OK;
         if (!ok)
             aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(t.rel));
@@ -122,11 +124,12 @@ void check_privileges(const TargetTable &t)
 }
 
 // The id column (row_identity.hpp), or 42P16.
-void resolve_id_column(TargetTable &t)
+void resolve_id_column(TargetTable &t, bool required)
 {
     t.id_attnum = id_column(t.rel);
-    if (t.id_attnum > 0) {
-        t.id_type = TupleDescAttr(RelationGetDescr(t.rel), t.id_attnum - 1)->atttypid;
+    if (t.id_attnum > 0 || !required) {
+        if (t.id_attnum > 0)
+            t.id_type = TupleDescAttr(RelationGetDescr(t.rel), t.id_attnum - 1)->atttypid;
         return;
     }
     ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
@@ -135,11 +138,11 @@ void resolve_id_column(TargetTable &t)
                             "primary key, or else its NOT NULL integer column named \"id\".")));
 }
 
-// The unique index that identifies rows (key_index.hpp): one that reads only given columns.
-void choose_unique_index(TargetTable &t)
+// The unique index that identifies rows (row_identity.hpp): one that reads only given columns,
+// or for a merge the registration's, on exactly the key columns.
+void choose_unique_index(TargetTable &t, KeyIndexRule rule)
 {
-    t.index = choose_key_index(t.rel, t.attnums, t.ncolumns, KeyIndexRule::reads_only_given_columns,
-                               &t.index_info);
+    t.index = choose_key_index(t.rel, t.attnums, t.nmatched, rule, &t.index_info);
     if (t.index == nullptr) {
         StringInfoData cols;
         initStringInfo(&cols);
@@ -180,9 +183,7 @@ void prepare_key_order(TargetTable &t)
     }
 }
 
-} // namespace
-
-TargetTable open_target(Oid relid, ArrayType *column_names)
+TargetTable open_some_target(Oid relid, ArrayType *column_names, int nkey)
 {
     TargetTable t = {};
     check_before_lock(relid);
@@ -190,13 +191,28 @@ TargetTable open_target(Oid relid, ArrayType *column_names)
     t.name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(t.rel)),
                                         RelationGetRelationName(t.rel));
     resolve_columns(t, column_names);
-    resolve_id_column(t);
+    bool merge = nkey > 0;
+    t.nmatched = merge ? Min(nkey, t.ncolumns) : t.ncolumns;
+    resolve_id_column(t, !merge);
     check_privileges(t);
-    choose_unique_index(t);
+    choose_unique_index(t, merge ? KeyIndexRule::exactly_key_columns
+                                 : KeyIndexRule::reads_only_given_columns);
     prepare_key_order(t);
     prepare_column_order(t);
     t.row_security = check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED;
     return t;
+}
+
+} // namespace
+
+TargetTable open_target(Oid relid, ArrayType *column_names)
+{
+    return open_some_target(relid, column_names, 0);
+}
+
+TargetTable open_merge_target(Oid relid, ArrayType *column_names, int nkey)
+{
+    return open_some_target(relid, column_names, nkey);
 }
 
 void close_target(TargetTable &t)
@@ -208,6 +224,8 @@ void close_target(TargetTable &t)
 int64 read_id(const TargetTable &t, TupleTableSlot *slot)
 {
     bool isnull;
+    if (t.id_attnum == 0)
+        return 0;
     Datum id = slot_getattr(slot, t.id_attnum, &isnull);
     switch (t.id_type) {
     case INT2OID:

@@ -7,9 +7,12 @@
 namespace idsync {
 
 struct TargetTable {
-    Relation rel;         // opened with RowExclusiveLock, closed by close_target()
-    const char *name;     // schema-qualified and quoted, ready for SQL text
-    int ncolumns;         // the given columns, in the caller's order
+    Relation rel;     // opened with RowExclusiveLock, closed by close_target()
+    const char *name; // schema-qualified and quoted, ready for SQL text
+    int ncolumns;     // the given columns, in the caller's order
+    // The first nmatched given columns identify a row: rows equal in them are one row (grouped,
+    // probed, matched). The others (merges only) are carried into the rows inserted.
+    int nmatched;
     AttrNumber *attnums;  // attribute number of each given column
     const char **columns; // name of each given column
     Oid *types;
@@ -17,7 +20,7 @@ struct TargetTable {
     Oid *collations;
     SortSupportData *column_order; // default btree order of each given column: equality is 0
 
-    AttrNumber id_attnum; // the integer surrogate id that calls return
+    AttrNumber id_attnum; // the integer surrogate id that calls return (merges: 0 when none)
     Oid id_type;
 
     Relation index;             // the unique index that identifies rows (AccessShareLock)
@@ -34,6 +37,10 @@ struct TargetTable {
 // everything that does not depend on the values: table kind, columns, privileges, id column
 // and a usable unique index.
 TargetTable open_target(Oid relid, ArrayType *column_names);
+// The same for a merge of replicated rows: the first `nkey` columns are the registered key
+// columns and identify rows by the registration's key index; the table needs no id column;
+// the caller needs SELECT on the key columns and INSERT on every given column.
+TargetTable open_merge_target(Oid relid, ArrayType *column_names, int nkey);
 
 void close_target(TargetTable &target);
 

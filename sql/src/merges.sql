@@ -355,6 +355,12 @@ CREATE FUNCTION _check_items(items jsonb, columns text[], OUT last_point bigint,
                              OUT unknown_columns boolean)
 AS 'MODULE_PATHNAME', 'idsync_check_items' LANGUAGE C IMMUTABLE SET search_path = pg_catalog, pg_temp;
 
+-- The merge of a batch into an insert_only table on the insert-missing engine (extension/
+-- merge_new_rows.cpp): how many rows were inserted, or NULL for a table it does not take (lww,
+-- references, row-level security, array or composite columns).
+CREATE FUNCTION _merge_new_rows(target regclass, items jsonb, source uuid) RETURNS integer
+AS 'MODULE_PATHNAME', 'idsync_merge_new_rows' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
 -- merge_items, and the retries of parked rows: with raise_point the source's incoming point
 -- moves with the batch (a merge in the source's name); without it, source only labels the
 -- rows parked again.
@@ -384,12 +390,16 @@ BEGIN
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
 
-    -- The common case in one statement, straight from the batch: no references to resolve, no
-    -- column this node lacks, and no row refused (if one is, the statement is undone and the
-    -- rows take the staged way below).
+    -- The common case straight from the batch: no references to resolve, no column this node
+    -- lacks, and no row refused (if one is, the merge is undone and the rows take the staged way
+    -- below). insert_only tables merge on the insert-missing engine, others in one statement.
     IF NOT (plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
         BEGIN
-            EXECUTE plan ->> 'merge_batch' INTO inserted, updated USING items, source;
+            inserted := idsync._merge_new_rows(target, items, source);
+            updated := 0;
+            IF inserted IS NULL THEN
+                EXECUTE plan ->> 'merge_batch' INTO inserted, updated USING items, source;
+            END IF;
             rejected := 0;
         EXCEPTION WHEN data_exception OR integrity_constraint_violation
                        OR triggered_data_change_violation OR raise_exception THEN
