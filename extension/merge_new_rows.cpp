@@ -4,28 +4,21 @@
 // index's order with the node each comes from; the rows it has stay as they are, whatever
 // their other columns hold. The batch is checked before (idsync._check_items).
 //
-// The SQL merge (sql/src/merges.sql) remains the way for what this does not take: lww tables,
-// translated references, row-level security, array and composite columns, and every batch that
-// fails here (the caller undoes it and stages the rows, parking the ones refused).
+// Translated references arrive as natural keys and are resolved to local ids here
+// (reference_keys.hpp). The SQL merge (sql/src/merges.sql) remains the way for what this does
+// not take: lww tables, row-level security, array and composite columns, batches with a row
+// that waits for a referenced row, and every batch that fails here (the caller undoes it and
+// stages the rows, parking the ones refused or waiting).
 #include "boundary.hpp"
 #include "insert_missing.hpp"
+#include "item_values.hpp"
+#include "reference_keys.hpp"
 #include "registration.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
 
 namespace {
-
-// A replicated column, as read from items.
-struct ItemColumn {
-    const char *name;
-    int length;
-    Oid input; // the type's input function
-    Oid ioparam;
-    int32 typmod;
-    bool json; // json or jsonb (or a domain over one): takes the JSON text of any value
-    FmgrInfo flinfo;
-};
 
 bool among(const char *name, char **names, int n)
 {
@@ -37,7 +30,8 @@ bool among(const char *name, char **names, int n)
 
 // The replicated columns: the registered key columns first, then the other stored columns in
 // table order, leaving out local ones (idsync_origin is local: it is carried separately).
-// Returns -1 when a column's type is one only the SQL merge reads (arrays, composites).
+// Translated references get their resolvers. Returns -1 when a column is one only the SQL merge
+// reads (arrays, composites, a reference whose keys cannot be read here).
 int replicated_columns(Relation rel, const Registration *reg, ItemColumn *out)
 {
     TupleDesc desc = RelationGetDescr(rel);
@@ -46,66 +40,34 @@ int replicated_columns(Relation rel, const Registration *reg, ItemColumn *out)
         for (int i = 0; i < desc->natts; i++) {
             Form_pg_attribute att = TupleDescAttr(desc, i);
             const char *name = NameStr(att->attname);
-            if (att->attisdropped ||
-                among(const_cast<char *>(name), reg->local_columns, reg->nlocal))
+            if (att->attisdropped || among(name, reg->local_columns, reg->nlocal) ||
+                among(name, reg->key_columns, reg->nkey) != (pass == 0))
                 continue;
-            bool key = among(const_cast<char *>(name), reg->key_columns, reg->nkey);
-            if (key != (pass == 0))
-                continue;
-            Oid base = getBaseType(att->atttypid);
-            if (type_is_array(base) || type_is_rowtype(base))
-                return -1;
             ItemColumn &c = out[n++];
-            c.name = pstrdup(name);
-            c.length = strlen(name);
-            getTypeInputInfo(att->atttypid, &c.input, &c.ioparam);
-            fmgr_info(c.input, &c.flinfo);
-            c.typmod = att->atttypmod;
-            c.json = base == JSONOID || base == JSONBOID;
+            if (!prepare_item_column(c, att))
+                return -1;
+            if (among(name, reg->reference_columns, reg->nreferences)) {
+                c.reference = column_resolver(rel, att->attnum, 1);
+                if (c.reference == nullptr)
+                    return -1;
+            }
         }
     return n;
 }
 
-// One item value in its column's type, as jsonb_populate_record reads it: a string as its
-// text, a number, boolean, object or array as its JSON text (any value, for json columns).
-Datum read_value(ItemColumn &c, JsonbValue *v)
-{
-    char *text;
-    if (c.json || v->type == jbvBinary) {
-        Jsonb *jb = JsonbValueToJsonb(v);
-        text = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
-    } else if (v->type == jbvString) {
-        text = pnstrdup(v->val.string.val, v->val.string.len);
-    } else if (v->type == jbvBool) {
-        text = pstrdup(v->val.boolean ? "true" : "false");
-    } else if (v->type == jbvNumeric) {
-        text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-    } else {
-        elog(ERROR, "idsync: unexpected jsonb value type %d", static_cast<int>(v->type));
-    }
-    return InputFunctionCall(&c.flinfo, text, c.ioparam, c.typmod);
-}
-
-int find_column(const ItemColumn *columns, int n, const JsonbValue *key)
-{
-    for (int c = 0; c < n; c++)
-        if (columns[c].length == key->val.string.len &&
-            memcmp(columns[c].name, key->val.string.val, columns[c].length) == 0)
-            return c;
-    return -1;
-}
-
 // The rows of the batch: the items that are objects (an item of null is the receiver's own row:
-// only its point counts), one array per column, and the origin of each as the last column.
+// only its point counts), one array per column, and the origin of each as the last column. A
+// translated reference holds its natural key (a JsonbContainer pointer into `items`) until
+// resolve_references.
 ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum source,
                         bool source_null)
 {
-    int64 capacity = JsonContainerSize(&items->root);
+    int64 capacity = Max(JsonContainerSize(&items->root), 1);
     ColumnValues v = {0, work_array<Datum *>(ncolumns + 1), work_array<bool *>(ncolumns + 1)};
     for (int c = 0; c <= ncolumns; c++) {
-        v.values[c] = work_array0<Datum>(Max(capacity, 1));
-        v.nulls[c] = work_array<bool>(Max(capacity, 1));
-        memset(v.nulls[c], true, sizeof(bool) * Max(capacity, 1));
+        v.values[c] = work_array0<Datum>(capacity);
+        v.nulls[c] = work_array<bool>(capacity);
+        memset(v.nulls[c], true, sizeof(bool) * capacity);
     }
     JsonbIterator *it = JsonbIteratorInit(&items->root);
     JsonbValue element;
@@ -123,21 +85,26 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
             continue;
         int64 row = v.nrows++;
         JsonbIterator *fields = JsonbIteratorInit(item->val.binary.data);
-        JsonbValue key, value;
+        JsonbValue value;
         int column = -1;
-        while ((token = JsonbIteratorNext(&fields, &key, true)) != WJB_DONE) {
+        while ((token = JsonbIteratorNext(&fields, &value, true)) != WJB_DONE) {
             if (token == WJB_KEY) {
-                column = find_column(columns, ncolumns, &key);
+                column = find_item_column(columns, ncolumns, &value);
                 if (column < 0)
                     ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
                                     errmsg("column \"%.*s\" does not exist on this node",
-                                           key.val.string.len, key.val.string.val)));
-            } else if (token == WJB_VALUE) {
-                value = key;
-                if (value.type != jbvNull) {
-                    v.values[column][row] = read_value(columns[column], &value);
-                    v.nulls[column][row] = false;
-                }
+                                           value.val.string.len, value.val.string.val)));
+            } else if (token == WJB_VALUE && value.type != jbvNull) {
+                ItemColumn &c = columns[column];
+                if (c.reference == nullptr)
+                    v.values[column][row] = read_item_value(c, &value);
+                else if (value.type == jbvBinary)
+                    v.values[column][row] = PointerGetDatum(value.val.binary.data);
+                else
+                    ereport(ERROR,
+                            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                             errmsg("reference %s is not a natural key (a JSON object)", c.name)));
+                v.nulls[column][row] = false;
             }
         }
         JsonbValue *origin =
@@ -152,6 +119,25 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
         }
     }
     return v;
+}
+
+// Turns the natural keys of translated references into local ids; false when a referenced row
+// is not on this node (the batch then takes the SQL merge, which parks the waiting rows).
+bool resolve_references(ColumnValues &v, ItemColumn *columns, int ncolumns)
+{
+    for (int c = 0; c < ncolumns; c++) {
+        if (columns[c].reference == nullptr)
+            continue;
+        auto **keys = work_array<JsonbContainer *>(v.nrows);
+        for (int64 row = 0; row < v.nrows; row++)
+            keys[row] = v.nulls[c][row]
+                            ? nullptr
+                            : reinterpret_cast<JsonbContainer *>(DatumGetPointer(v.values[c][row]));
+        if (!resolve_keys(columns[c].reference, keys, v.nrows, columns[c].type, v.values[c],
+                          v.nulls[c]))
+            return false;
+    }
+    return true;
 }
 
 ArrayType *column_names(const ItemColumn *columns, int ncolumns)
@@ -179,8 +165,7 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
     if (reg == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("table with OID %u is not registered for replication", relid)));
-    if (reg->lww || reg->nreferences > 0 || reg->nkey == 0 ||
-        check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+    if (reg->lww || reg->nkey == 0 || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
         PG_RETURN_NULL();
     if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
         ereport(ERROR,
@@ -199,6 +184,13 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
     b.plain_first = true;
     b.values = read_items(items, columns, ncolumns, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2),
                           PG_ARGISNULL(2));
+    bool resolved = resolve_references(b.values, columns, ncolumns);
+    for (int c = 0; c < ncolumns; c++)
+        close_resolver(columns[c].reference);
+    if (!resolved) {
+        end_batch(b);
+        PG_RETURN_NULL();
+    }
     resolve_batch(b);
     int32 inserted = 0;
     for (int64 g = 0; g < b.keys.ngroups; g++)

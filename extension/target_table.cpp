@@ -8,7 +8,7 @@ namespace {
 
 // The kind of relation and some privilege on it, from the catalogs before the table is locked:
 // a role with no rights on a table cannot make calls queue behind the locks on it.
-void check_before_lock(Oid relid)
+void check_before_lock(Oid relid, AclMode needed)
 {
     char kind = get_rel_relkind(relid);
     if (kind == '\0')
@@ -20,8 +20,8 @@ void check_before_lock(Oid relid)
                         errdetail("idsync writes to ordinary tables only, not to views, foreign, "
                                   "partitioned or other relations.")));
     Oid user = GetUserId();
-    if (pg_class_aclcheck(relid, user, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK &&
-        pg_attribute_aclcheck_all(relid, user, ACL_SELECT | ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
+    if (pg_class_aclcheck(relid, user, needed) != ACLCHECK_OK &&
+        pg_attribute_aclcheck_all(relid, user, needed, ACLMASK_ANY) != ACLCHECK_OK)
         aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
 }
 
@@ -103,13 +103,15 @@ void prepare_column_order(TargetTable &t)
     }
 }
 
-// SELECT and INSERT, on the table or on every column a call reads or writes.
-void check_privileges(const TargetTable &t)
+// SELECT and INSERT (lookups: SELECT), on the table or on every column a call reads or writes.
+void check_privileges(const TargetTable &t, bool lookup)
 {
     Oid relid = RelationGetRelid(t.rel);
     Oid user = GetUserId();
     const AclMode modes[] = {ACL_SELECT, ACL_INSERT};
     for (AclMode mode : modes) {
+        if (lookup && mode == ACL_INSERT)
+            continue;
         if (pg_class_aclcheck(relid, user, mode) == ACLCHECK_OK)
             continue;
         bool ok = mode != ACL_SELECT || t.id_attnum == 0 ||
@@ -183,18 +185,25 @@ void prepare_key_order(TargetTable &t)
     }
 }
 
-TargetTable open_some_target(Oid relid, ArrayType *column_names, int nkey)
+// nkey 0: insert_missing's target; else the registered key is the first nkey columns: a merge's
+// target, or with `lookup_id` a table whose ids (in that column) are only looked up.
+TargetTable open_some_target(Oid relid, ArrayType *column_names, int nkey, AttrNumber lookup_id)
 {
     TargetTable t = {};
-    check_before_lock(relid);
-    t.rel = relation_open(relid, RowExclusiveLock);
+    bool lookup = lookup_id != InvalidAttrNumber;
+    check_before_lock(relid, lookup ? ACL_SELECT : ACL_SELECT | ACL_INSERT);
+    t.rel = relation_open(relid, lookup ? AccessShareLock : RowExclusiveLock);
     t.name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(t.rel)),
                                         RelationGetRelationName(t.rel));
     resolve_columns(t, column_names);
     bool merge = nkey > 0;
     t.nmatched = merge ? Min(nkey, t.ncolumns) : t.ncolumns;
     resolve_id_column(t, !merge);
-    check_privileges(t);
+    if (lookup) {
+        t.id_attnum = lookup_id;
+        t.id_type = TupleDescAttr(RelationGetDescr(t.rel), lookup_id - 1)->atttypid;
+    }
+    check_privileges(t, lookup);
     choose_unique_index(t, merge ? KeyIndexRule::exactly_key_columns
                                  : KeyIndexRule::reads_only_given_columns);
     prepare_key_order(t);
@@ -207,12 +216,17 @@ TargetTable open_some_target(Oid relid, ArrayType *column_names, int nkey)
 
 TargetTable open_target(Oid relid, ArrayType *column_names)
 {
-    return open_some_target(relid, column_names, 0);
+    return open_some_target(relid, column_names, 0, InvalidAttrNumber);
 }
 
 TargetTable open_merge_target(Oid relid, ArrayType *column_names, int nkey)
 {
-    return open_some_target(relid, column_names, nkey);
+    return open_some_target(relid, column_names, nkey, InvalidAttrNumber);
+}
+
+TargetTable open_lookup_target(Oid relid, ArrayType *column_names, int nkey, AttrNumber id)
+{
+    return open_some_target(relid, column_names, nkey, id);
 }
 
 void close_target(TargetTable &t)

@@ -41,6 +41,9 @@ TargetTable open_target(Oid relid, ArrayType *column_names);
 // columns and identify rows by the registration's key index; the table needs no id column;
 // the caller needs SELECT on the key columns and INSERT on every given column.
 TargetTable open_merge_target(Oid relid, ArrayType *column_names, int nkey);
+// A registered table whose rows are only looked up by their key (the given columns, all key
+// columns) to read the local ids in column `id`: SELECT is enough, and the lock is the weakest.
+TargetTable open_lookup_target(Oid relid, ArrayType *column_names, int nkey, AttrNumber id);
 
 void close_target(TargetTable &target);
 

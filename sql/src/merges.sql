@@ -390,14 +390,15 @@ BEGIN
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
 
-    -- The common case straight from the batch: no references to resolve, no column this node
-    -- lacks, and no row refused (if one is, the merge is undone and the rows take the staged way
-    -- below). insert_only tables merge on the insert-missing engine, others in one statement.
-    IF NOT (plan ->> 'has_references')::boolean AND NOT unknown_columns THEN
+    -- The common case straight from the batch: no column this node lacks, no row waiting for a
+    -- referenced row, and none refused (if one is, the merge is undone and the rows take the
+    -- staged way below). insert_only tables merge on the insert-missing engine, which also
+    -- resolves references; lww tables without references in one statement.
+    IF NOT unknown_columns THEN
         BEGIN
             inserted := idsync._merge_new_rows(target, items, source);
             updated := 0;
-            IF inserted IS NULL THEN
+            IF inserted IS NULL AND plan ->> 'merge_batch' IS NOT NULL THEN
                 EXECUTE plan ->> 'merge_batch' INTO inserted, updated USING items, source;
             END IF;
             rejected := 0;

@@ -1,0 +1,49 @@
+#include "item_values.hpp"
+
+namespace idsync {
+
+bool prepare_item_column(ItemColumn &c, Form_pg_attribute att)
+{
+    Oid base = getBaseType(att->atttypid);
+    if (type_is_array(base) || type_is_rowtype(base))
+        return false;
+    c.name = pstrdup(NameStr(att->attname));
+    c.length = strlen(c.name);
+    Oid input;
+    getTypeInputInfo(att->atttypid, &input, &c.ioparam);
+    fmgr_info(input, &c.input);
+    c.typmod = att->atttypmod;
+    c.type = att->atttypid;
+    c.json = base == JSONOID || base == JSONBOID;
+    c.reference = nullptr;
+    return true;
+}
+
+Datum read_item_value(ItemColumn &c, JsonbValue *v)
+{
+    char *text;
+    if (c.json || v->type == jbvBinary) {
+        Jsonb *jb = JsonbValueToJsonb(v);
+        text = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+    } else if (v->type == jbvString) {
+        text = pnstrdup(v->val.string.val, v->val.string.len);
+    } else if (v->type == jbvBool) {
+        text = pstrdup(v->val.boolean ? "true" : "false");
+    } else if (v->type == jbvNumeric) {
+        text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+    } else {
+        elog(ERROR, "idsync: unexpected jsonb value type %d", static_cast<int>(v->type));
+    }
+    return InputFunctionCall(&c.input, text, c.ioparam, c.typmod);
+}
+
+int find_item_column(const ItemColumn *columns, int n, const JsonbValue *key)
+{
+    for (int c = 0; c < n; c++)
+        if (columns[c].length == key->val.string.len &&
+            memcmp(columns[c].name, key->val.string.val, columns[c].length) == 0)
+            return c;
+    return -1;
+}
+
+} // namespace idsync

@@ -1,0 +1,35 @@
+// The values of replicated rows as items carry them (jsonb), read into column types the way
+// jsonb_populate_record reads them, so that the C merge and the SQL merge store the same values.
+#pragma once
+
+#include "pg.hpp"
+
+namespace idsync {
+
+struct KeyResolver;
+
+struct ItemColumn {
+    const char *name;
+    int length;
+    FmgrInfo input; // the type's input function
+    Oid ioparam;
+    int32 typmod;
+    Oid type;
+    bool json; // json or jsonb (or a domain over one): takes the JSON text of any value
+    // A translated reference: the value is the natural key of a row of another table, resolved
+    // to that row's local id (reference_keys.hpp); nullptr for a plain column.
+    KeyResolver *reference;
+};
+
+// Prepares the reading of a column of attribute `att`; false for types only the SQL merge reads
+// (arrays and composites, which jsonb_populate_record reads in ways of their own).
+bool prepare_item_column(ItemColumn &column, Form_pg_attribute att);
+
+// A non-null item value in the column's type: a string as its text, a number, boolean, object
+// or array as its JSON text (any value, for json columns); errors as the type's input raises.
+Datum read_item_value(ItemColumn &column, JsonbValue *value);
+
+// The column named by object key `key`, or -1.
+int find_item_column(const ItemColumn *columns, int ncolumns, const JsonbValue *key);
+
+} // namespace idsync

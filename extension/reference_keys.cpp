@@ -1,0 +1,182 @@
+#include "reference_keys.hpp"
+
+#include "key_probe.hpp"
+#include "registration.hpp"
+#include "row_keys.hpp"
+#include "work_array.hpp"
+
+namespace idsync {
+
+// Natural keys nest through references; deeper is a mistake (or a cycle). As _max_nesting().
+constexpr int kMaxNesting = 8;
+
+struct KeyResolver {
+    Oid parent;
+    AttrNumber id;
+    int nkey;
+    ItemColumn *keys; // the parent's key columns (a nested one has `reference` set)
+    bool opened;
+    TargetTable target; // opened on first use, for lookups only
+};
+
+namespace {
+
+bool among(const char *name, char **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i] != nullptr && strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+ArrayType *key_names(const KeyResolver *r)
+{
+    Datum *names = work_array<Datum>(r->nkey);
+    for (int k = 0; k < r->nkey; k++)
+        names[k] = CStringGetTextDatum(r->keys[k].name);
+    return construct_array(names, r->nkey, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+Datum id_datum(int64 id, Oid type)
+{
+    switch (type) {
+    case INT2OID:
+        return Int16GetDatum(static_cast<int16>(id));
+    case INT4OID:
+        return Int32GetDatum(static_cast<int32>(id));
+    default:
+        return Int64GetDatum(id);
+    }
+}
+
+// Value `name` of key object `key`: a nested object, NULL (nullptr), or a scalar in *value.
+JsonbValue *key_value(JsonbContainer *key, const ItemColumn &c, JsonbValue *value)
+{
+    JsonbValue *v = getKeyJsonValueFromContainer(key, c.name, c.length, value);
+    return v == nullptr || v->type == jbvNull ? nullptr : v;
+}
+
+[[noreturn]] void not_an_object(const KeyResolver *r)
+{
+    ereport(ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("a natural key of table %s is not a JSON object", get_rel_name(r->parent))));
+}
+
+} // namespace
+
+KeyResolver *column_resolver(Relation rel, AttrNumber attnum, int depth)
+{
+    List *fkeys = RelationGetFKeyList(rel);
+    ListCell *cell;
+    foreach (cell, fkeys) {
+        auto *fk = static_cast<ForeignKeyCacheInfo *>(lfirst(cell));
+        if (fk->nkeys == 1 && fk->conkey[0] == attnum)
+            return make_resolver(fk->confrelid, fk->confkey[0], depth);
+    }
+    return nullptr;
+}
+
+KeyResolver *make_resolver(Oid parent, AttrNumber id, int depth)
+{
+    if (depth > kMaxNesting)
+        return nullptr;
+    const Registration *reg = load_registration(parent, CurrentMemoryContext);
+    if (reg == nullptr || reg->nkey == 0)
+        return nullptr;
+    auto *r = static_cast<KeyResolver *>(palloc0(sizeof(KeyResolver)));
+    r->parent = parent;
+    r->id = id;
+    r->nkey = reg->nkey;
+    r->keys = work_array0<ItemColumn>(reg->nkey);
+    Relation rel = relation_open(parent, AccessShareLock);
+    Oid id_type = TupleDescAttr(RelationGetDescr(rel), id - 1)->atttypid;
+    bool usable = id_type == INT2OID || id_type == INT4OID || id_type == INT8OID;
+    for (int k = 0; usable && k < reg->nkey; k++) {
+        AttrNumber attnum = get_attnum(parent, reg->key_columns[k]);
+        usable = attnum > 0 &&
+                 prepare_item_column(r->keys[k], TupleDescAttr(RelationGetDescr(rel), attnum - 1));
+        if (usable && among(reg->key_columns[k], reg->reference_columns, reg->nreferences)) {
+            r->keys[k].reference = column_resolver(rel, attnum, depth + 1);
+            usable = r->keys[k].reference != nullptr;
+        }
+    }
+    relation_close(rel, AccessShareLock);
+    return usable ? r : nullptr;
+}
+
+bool resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, Datum *out,
+                  bool *out_null)
+{
+    // The non-NULL references, as rows of the parent's key columns.
+    int32 *row_of = work_array<int32>(n);
+    int64 nrows = 0;
+    for (int64 i = 0; i < n; i++) {
+        out_null[i] = keys[i] == nullptr;
+        out[i] = Datum(0);
+        if (keys[i] != nullptr) {
+            if (!JsonContainerIsObject(keys[i]))
+                not_an_object(r);
+            row_of[nrows++] = static_cast<int32>(i);
+        }
+    }
+    if (nrows == 0)
+        return true;
+    ColumnValues v = {nrows, work_array<Datum *>(r->nkey), work_array<bool *>(r->nkey)};
+    JsonbContainer **nested = work_array<JsonbContainer *>(nrows);
+    for (int k = 0; k < r->nkey; k++) {
+        ItemColumn &c = r->keys[k];
+        v.values[k] = work_array0<Datum>(nrows);
+        v.nulls[k] = work_array<bool>(nrows);
+        for (int64 j = 0; j < nrows; j++) {
+            JsonbValue value;
+            JsonbValue *found = key_value(keys[row_of[j]], c, &value);
+            if (c.reference != nullptr) {
+                if (found != nullptr && found->type != jbvBinary)
+                    not_an_object(c.reference);
+                nested[j] = found == nullptr ? nullptr : found->val.binary.data;
+            } else {
+                v.nulls[k][j] = found == nullptr;
+                if (found != nullptr)
+                    v.values[k][j] = read_item_value(c, found);
+            }
+        }
+        if (c.reference != nullptr &&
+            !resolve_keys(c.reference, nested, nrows, c.type, v.values[k], v.nulls[k]))
+            return false;
+    }
+
+    if (!r->opened) {
+        r->target = open_lookup_target(r->parent, key_names(r), r->nkey, r->id);
+        r->opened = true;
+    }
+    // Row-level security would hide rows from the lookups' direct index reads.
+    if (r->target.row_security)
+        return false;
+    RowKeys rk = group_rows(r->target, v);
+    GroupIds ids = {work_array0<int64>(rk.ngroups), work_array0<IdState>(rk.ngroups)};
+    int32 *groups = work_array<int32>(rk.ngroups);
+    for (int64 g = 0; g < rk.ngroups; g++)
+        groups[g] = static_cast<int32>(g);
+    probe_groups(r->target, v, rk, groups, rk.ngroups, ids);
+    for (int64 j = 0; j < nrows; j++) {
+        int32 g = rk.row_group[j];
+        if (ids.state[g] != IdState::found)
+            return false;
+        out[row_of[j]] = id_datum(ids.id[g], id_type);
+    }
+    return true;
+}
+
+void close_resolver(KeyResolver *r)
+{
+    if (r == nullptr)
+        return;
+    for (int k = 0; k < r->nkey; k++)
+        close_resolver(r->keys[k].reference);
+    if (r->opened)
+        close_target(r->target);
+    r->opened = false;
+}
+
+} // namespace idsync
