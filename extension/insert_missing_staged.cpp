@@ -56,37 +56,6 @@ void check_staging(const TargetTable &t, Relation staging)
     }
 }
 
-// "OPERATOR(schema.name)" for an operator oid.
-char *qualified_operator(Oid opno)
-{
-    HeapTuple tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-    if (!HeapTupleIsValid(tuple))
-        elog(ERROR, "cache lookup failed for operator %u", opno);
-    Form_pg_operator op = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tuple));
-    char *name = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(op->oprnamespace)),
-                          NameStr(op->oprname));
-    ReleaseSysCache(tuple);
-    return name;
-}
-
-// The staging table must be a relation rows can be read from, and the caller must be allowed to
-// read some of it: checked before it is locked.
-void check_staging_access(Oid staging)
-{
-    char kind = get_rel_relkind(staging);
-    if (kind == '\0')
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("relation with OID %u does not exist", staging)));
-    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_VIEW &&
-        kind != RELKIND_MATVIEW && kind != RELKIND_FOREIGN_TABLE)
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                        errmsg("\"%s\" cannot be read as a staging table", get_rel_name(staging)),
-                        errdetail("A staging table is a table, view or materialized view.")));
-    if (pg_class_aclcheck(staging, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-        pg_attribute_aclcheck_all(staging, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
-        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), get_rel_name(staging));
-}
-
 // SELECT ord, columns FROM staging ORDER BY <the index's keys, in its order>, <every column>.
 char *build_staged_sql(const TargetTable &t, Relation staging)
 {
@@ -98,22 +67,8 @@ char *build_staged_sql(const TargetTable &t, Relation staging)
     appendStringInfo(&sql, " FROM %s s ORDER BY ",
                      quote_qualified_identifier(get_namespace_name(RelationGetNamespace(staging)),
                                                 RelationGetRelationName(staging)));
-    Oid index = RelationGetRelid(t.index);
-    for (int k = 0; k < t.nkeys; k++) {
-        char *key =
-            TextDatumGetCString(DirectFunctionCall3(pg_get_indexdef_ext, ObjectIdGetDatum(index),
-                                                    Int32GetDatum(k + 1), BoolGetDatum(false)));
-        int16 option = t.index->rd_indoption[k];
-        Oid opno = get_opfamily_member(
-            t.index->rd_opfamily[k], t.index->rd_opcintype[k], t.index->rd_opcintype[k],
-            (option & INDOPTION_DESC) ? BTGreaterStrategyNumber : BTLessStrategyNumber);
-        appendStringInfo(&sql, "(%s)", key);
-        if (OidIsValid(t.index->rd_indcollation[k]))
-            appendStringInfo(&sql, " COLLATE %s",
-                             generate_collation_name(t.index->rd_indcollation[k]));
-        appendStringInfo(&sql, " USING %s NULLS %s, ", qualified_operator(opno),
-                         (option & INDOPTION_NULLS_FIRST) ? "FIRST" : "LAST");
-    }
+    append_key_order(&sql, t);
+    appendStringInfoString(&sql, ", ");
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(&sql, "%ss.%s", c ? ", " : "", quote_identifier(t.columns[c]));
     return sql.data;

@@ -11,49 +11,12 @@
 // stages the rows, parking the ones refused or waiting).
 #include "boundary.hpp"
 #include "insert_missing.hpp"
-#include "item_values.hpp"
-#include "reference_keys.hpp"
-#include "registration.hpp"
+#include "merge_rows.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
 
 namespace {
-
-bool among(const char *name, char **names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (names[i] != nullptr && strcmp(names[i], name) == 0)
-            return true;
-    return false;
-}
-
-// The replicated columns: the registered key columns first, then the other stored columns in
-// table order, leaving out local ones (idsync_origin is local: it is carried separately).
-// Translated references get their resolvers. Returns -1 when a column is one only the SQL merge
-// reads (arrays, composites, a reference whose keys cannot be read here).
-int replicated_columns(Relation rel, const Registration *reg, ItemColumn *out)
-{
-    TupleDesc desc = RelationGetDescr(rel);
-    int n = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < desc->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(desc, i);
-            const char *name = NameStr(att->attname);
-            if (att->attisdropped || among(name, reg->local_columns, reg->nlocal) ||
-                among(name, reg->key_columns, reg->nkey) != (pass == 0))
-                continue;
-            ItemColumn &c = out[n++];
-            if (!prepare_item_column(c, att))
-                return -1;
-            if (among(name, reg->reference_columns, reg->nreferences)) {
-                c.reference = column_resolver(rel, att->attnum, 1);
-                if (c.reference == nullptr)
-                    return -1;
-            }
-        }
-    return n;
-}
 
 // The rows of the batch: the items that are objects (an item of null is the receiver's own row:
 // only its point counts), one array per column, and the origin of each as the last column. A
@@ -121,34 +84,6 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
     return v;
 }
 
-// Turns the natural keys of translated references into local ids; false when a referenced row
-// is not on this node (the batch then takes the SQL merge, which parks the waiting rows).
-bool resolve_references(ColumnValues &v, ItemColumn *columns, int ncolumns)
-{
-    for (int c = 0; c < ncolumns; c++) {
-        if (columns[c].reference == nullptr)
-            continue;
-        auto **keys = work_array<JsonbContainer *>(v.nrows);
-        for (int64 row = 0; row < v.nrows; row++)
-            keys[row] = v.nulls[c][row]
-                            ? nullptr
-                            : reinterpret_cast<JsonbContainer *>(DatumGetPointer(v.values[c][row]));
-        if (!resolve_keys(columns[c].reference, keys, v.nrows, columns[c].type, v.values[c],
-                          v.nulls[c]))
-            return false;
-    }
-    return true;
-}
-
-ArrayType *column_names(const ItemColumn *columns, int ncolumns)
-{
-    Datum *names = work_array<Datum>(ncolumns + 1);
-    for (int c = 0; c < ncolumns; c++)
-        names[c] = CStringGetTextDatum(columns[c].name);
-    names[ncolumns] = CStringGetTextDatum("idsync_origin");
-    return construct_array(names, ncolumns + 1, TEXTOID, -1, false, TYPALIGN_INT);
-}
-
 } // namespace
 
 } // namespace idsync
@@ -161,11 +96,8 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
 {
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     Jsonb *items = DatumGetJsonbP(required_arg(fcinfo, 1, "items"));
-    const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    const Registration *reg = engine_registration(relid);
     if (reg == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("table with OID %u is not registered for replication", relid)));
-    if (reg->lww || reg->nkey == 0 || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
         PG_RETURN_NULL();
     if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
         ereport(ERROR,
@@ -185,8 +117,7 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
     b.values = read_items(items, columns, ncolumns, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2),
                           PG_ARGISNULL(2));
     bool resolved = resolve_references(b.values, columns, ncolumns);
-    for (int c = 0; c < ncolumns; c++)
-        close_resolver(columns[c].reference);
+    close_resolvers(columns, ncolumns);
     if (!resolved) {
         end_batch(b);
         PG_RETURN_NULL();

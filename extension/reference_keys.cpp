@@ -147,7 +147,10 @@ bool resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, D
     }
 
     if (!r->opened) {
+        // Kept with the resolver: callers reset their per-chunk memory between calls.
+        MemoryContext caller = MemoryContextSwitchTo(GetMemoryChunkContext(r));
         r->target = open_lookup_target(r->parent, key_names(r), r->nkey, r->id);
+        MemoryContextSwitchTo(caller);
         r->opened = true;
     }
     // Row-level security would hide rows from the lookups' direct index reads.

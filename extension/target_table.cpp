@@ -235,6 +235,57 @@ void close_target(TargetTable &t)
     relation_close(t.rel, NoLock); // the lock is kept until the end of the transaction
 }
 
+// The staging table must be a relation rows can be read from, and the caller must be allowed to
+// read some of it: checked before it is locked.
+void check_staging_access(Oid staging)
+{
+    char kind = get_rel_relkind(staging);
+    if (kind == '\0')
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation with OID %u does not exist", staging)));
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_VIEW &&
+        kind != RELKIND_MATVIEW && kind != RELKIND_FOREIGN_TABLE)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" cannot be read as a staging table", get_rel_name(staging)),
+                        errdetail("A staging table is a table, view or materialized view.")));
+    if (pg_class_aclcheck(staging, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+        pg_attribute_aclcheck_all(staging, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
+        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), get_rel_name(staging));
+}
+
+// "OPERATOR(schema.name)" for an operator oid.
+static char *qualified_operator(Oid opno)
+{
+    HeapTuple tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+    if (!HeapTupleIsValid(tuple))
+        elog(ERROR, "cache lookup failed for operator %u", opno);
+    Form_pg_operator op = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tuple));
+    char *name = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(op->oprnamespace)),
+                          NameStr(op->oprname));
+    ReleaseSysCache(tuple);
+    return name;
+}
+
+void append_key_order(StringInfo sql, const TargetTable &t)
+{
+    Oid index = RelationGetRelid(t.index);
+    for (int k = 0; k < t.nkeys; k++) {
+        char *key =
+            TextDatumGetCString(DirectFunctionCall3(pg_get_indexdef_ext, ObjectIdGetDatum(index),
+                                                    Int32GetDatum(k + 1), BoolGetDatum(false)));
+        int16 option = t.index->rd_indoption[k];
+        Oid opno = get_opfamily_member(
+            t.index->rd_opfamily[k], t.index->rd_opcintype[k], t.index->rd_opcintype[k],
+            (option & INDOPTION_DESC) ? BTGreaterStrategyNumber : BTLessStrategyNumber);
+        appendStringInfo(sql, "%s(%s)", k ? ", " : "", key);
+        if (OidIsValid(t.index->rd_indcollation[k]))
+            appendStringInfo(sql, " COLLATE %s",
+                             generate_collation_name(t.index->rd_indcollation[k]));
+        appendStringInfo(sql, " USING %s NULLS %s", qualified_operator(opno),
+                         (option & INDOPTION_NULLS_FIRST) ? "FIRST" : "LAST");
+    }
+}
+
 int64 read_id(const TargetTable &t, TupleTableSlot *slot)
 {
     bool isnull;

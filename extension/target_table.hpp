@@ -47,6 +47,14 @@ TargetTable open_lookup_target(Oid relid, ArrayType *column_names, int nkey, Att
 
 void close_target(TargetTable &target);
 
+// A staging table (of insert_missing_staged, merge_staged) must be a relation rows can be read
+// from, and the caller must be allowed to read some of it: checked before it is locked.
+void check_staging_access(Oid staging);
+
+// Appends the unique index's order as an ORDER BY list over unqualified column names: its key
+// expressions, collations, operators and NULLS placement.
+void append_key_order(StringInfo sql, const TargetTable &target);
+
 // Returns the id in column `attnum` of `slot` as a bigint.
 int64 read_id(const TargetTable &target, TupleTableSlot *slot);
 

@@ -361,6 +361,12 @@ AS 'MODULE_PATHNAME', 'idsync_check_items' LANGUAGE C IMMUTABLE SET search_path 
 CREATE FUNCTION _merge_new_rows(target regclass, items jsonb, source uuid) RETURNS integer
 AS 'MODULE_PATHNAME', 'idsync_merge_new_rows' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
+-- merge_staged into an insert_only table on the insert-missing engine (extension/
+-- merge_staged_rows.cpp): how many rows were inserted, or NULL for a table or staging table it
+-- does not take.
+CREATE FUNCTION _merge_staged_rows(target regclass, staging regclass, source uuid) RETURNS integer
+AS 'MODULE_PATHNAME', 'idsync_merge_staged_rows' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
 -- merge_items, and the retries of parked rows: with raise_point the source's incoming point
 -- moves with the batch (a merge in the source's name); without it, source only labels the
 -- rows parked again.
@@ -528,11 +534,15 @@ BEGIN
                         THEN format('coalesce(s0.idsync_origin, %L::uuid)', source)
                         ELSE format('%L::uuid', source) END,
                    staging);
-    -- The fast path merges straight from the staging table; it is taken when no row waits for a
+    -- The fast path merges straight from the staging table (insert_only tables on the
+    -- insert-missing engine, others in one statement); it is taken when no row waits for a
     -- referenced row and none is refused. Otherwise the rows are numbered into a stage, the
     -- waiting ones parked and the rest merged by halves.
     BEGIN
-        IF NOT EXISTS (SELECT 1 FROM idsync._references(target)) THEN
+        inserted := idsync._merge_staged_rows(target, staging, source);
+        IF inserted IS NOT NULL THEN
+            NULL; -- merged on the engine
+        ELSIF NOT EXISTS (SELECT 1 FROM idsync._references(target)) THEN
             EXECUTE idsync._merge_statement(reg, format('%s s', rows)) INTO inserted, updated;
         ELSE
             EXECUTE format('SELECT count(*) FROM (%s) v WHERE v.idsync_missing IS NOT NULL',

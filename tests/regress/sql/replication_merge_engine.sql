@@ -145,6 +145,33 @@ SELECT p.name, c.name FROM c JOIN p ON p.id = c.p_id ORDER BY 1, 2;
 SELECT inserted, rejected FROM idsync.merge_items('c', '[{"point": 12, "item": {"p_id": 5, "name": "three"}}]');
 SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'c'::regclass;
 
+-- merge_staged (bulk) takes the engine too, references resolved (g's c_id); a table whose key
+-- holds a reference (c) and a staging table whose types differ are left to the SQL merge.
+BEGIN;
+SELECT idsync.create_staging('g', 'g_bulk');
+INSERT INTO g_bulk (label, c_id) VALUES ('S1', '{"p_id": {"name": "y"}, "name": "one"}'),
+    ('S2', NULL), ('L1', '{"p_id": {"name": "x"}, "name": "one"}');
+SELECT idsync._begin_apply('g', NULL, 'merge'),
+       idsync._merge_staged_rows('g', 'pg_temp.g_bulk', NULL) AS engine_inserted,
+       idsync._end_apply('g');
+SELECT idsync.create_staging('c', 'c_bulk');
+SELECT idsync._merge_staged_rows('c', 'pg_temp.c_bulk', NULL) IS NULL AS key_reference_declined;
+CREATE TEMPORARY TABLE fast_text (name text, n text);
+SELECT idsync._merge_staged_rows('fast', 'pg_temp.fast_text', NULL) IS NULL AS other_types_declined;
+ROLLBACK;
+BEGIN;
+SELECT idsync.create_staging('g', 'g_bulk');
+INSERT INTO g_bulk (label, c_id) VALUES ('S1', '{"p_id": {"name": "y"}, "name": "one"}'),
+    ('S2', NULL), ('S3', '{"p_id": {"name": "nowhere"}, "name": "one"}');
+SELECT received, inserted, unchanged, rejected
+FROM idsync.merge_staged('g', 'pg_temp.g_bulk', '00000000-0000-0000-0000-0000000000b0', 20);
+COMMIT;
+SELECT g.label, c.name, p.name AS parent, g.idsync_origin FROM g LEFT JOIN c ON c.id = g.c_id
+LEFT JOIN p ON p.id = c.p_id WHERE g.label LIKE 'S%' ORDER BY g.label;
+SELECT point, sqlstate, item ->> 'label' AS label FROM idsync.rejects WHERE relid = 'g'::regclass;
+-- A staging table that does not exist is 42P01, as for insert_missing_staged.
+SELECT try($$SELECT idsync._merge_staged_rows('eng.g', 0::oid::regclass, NULL)$$);
+
 RESET search_path;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.g,eng.c,eng.p,eng.g2,eng.c2,eng.p2}'::regclass[]) t;
 SELECT idsync.unreplicate('eng.fast'), idsync.unreplicate('eng.slow'), idsync.unreplicate('eng.settings');
