@@ -3,6 +3,7 @@
 // column this node does not have. plpgsql needed several passes and a regular expression
 // per item for the same.
 #include "boundary.hpp"
+#include "item_values.hpp"
 
 namespace {
 
@@ -128,10 +129,7 @@ IDSYNC_FUNCTION(idsync_check_items)
     int position = 0;
     JsonbIterator *it = JsonbIteratorInit(&items->root);
     JsonbValue element;
-    JsonbIteratorToken token;
-    while ((token = JsonbIteratorNext(&it, &element, true)) != WJB_DONE) {
-        if (token != WJB_ELEM)
-            continue;
+    while (idsync::next_array_element(&it, &element)) {
         position++;
         if (element.type != jbvBinary || !JsonContainerIsObject(element.val.binary.data))
             malformed(&element, position);

@@ -37,6 +37,15 @@ Datum read_item_value(ItemColumn &c, JsonbValue *v)
     return InputFunctionCall(&c.input, text, c.ioparam, c.typmod);
 }
 
+bool next_array_element(JsonbIterator **it, JsonbValue *element)
+{
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(it, element, true)) != WJB_DONE)
+        if (token == WJB_ELEM)
+            return true;
+    return false;
+}
+
 int find_item_column(const ItemColumn *columns, int n, const JsonbValue *key)
 {
     for (int c = 0; c < n; c++)

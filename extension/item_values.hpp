@@ -29,6 +29,10 @@ bool prepare_item_column(ItemColumn &column, Form_pg_attribute att);
 // or array as its JSON text (any value, for json columns); errors as the type's input raises.
 Datum read_item_value(ItemColumn &column, JsonbValue *value);
 
+// The next element of a JSON array iterated from JsonbIteratorInit (nested containers stay
+// whole, as jbvBinary); false at the end.
+bool next_array_element(JsonbIterator **it, JsonbValue *element);
+
 // The column named by object key `key`, or -1.
 int find_item_column(const ItemColumn *columns, int ncolumns, const JsonbValue *key);
 

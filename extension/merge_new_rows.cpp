@@ -34,10 +34,7 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
     }
     JsonbIterator *it = JsonbIteratorInit(&items->root);
     JsonbValue element;
-    JsonbIteratorToken token;
-    while ((token = JsonbIteratorNext(&it, &element, true)) != WJB_DONE) {
-        if (token != WJB_ELEM)
-            continue;
+    while (next_array_element(&it, &element)) {
         if (element.type != jbvBinary || !JsonContainerIsObject(element.val.binary.data))
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed item")));
         JsonbValue item_value, origin_value;
@@ -50,6 +47,7 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
         JsonbIterator *fields = JsonbIteratorInit(item->val.binary.data);
         JsonbValue value;
         int column = -1;
+        JsonbIteratorToken token;
         while ((token = JsonbIteratorNext(&fields, &value, true)) != WJB_DONE) {
             if (token == WJB_KEY) {
                 column = find_item_column(columns, ncolumns, &value);

@@ -5,18 +5,6 @@
 
 namespace idsync {
 
-namespace {
-
-bool among(const char *name, char **names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (names[i] != nullptr && strcmp(names[i], name) == 0)
-            return true;
-    return false;
-}
-
-} // namespace
-
 const Registration *engine_registration(Oid relid)
 {
     const Registration *reg = load_registration(relid, CurrentMemoryContext);
@@ -36,13 +24,13 @@ int replicated_columns(Relation rel, const Registration *reg, ItemColumn *out)
         for (int i = 0; i < desc->natts; i++) {
             Form_pg_attribute att = TupleDescAttr(desc, i);
             const char *name = NameStr(att->attname);
-            if (att->attisdropped || among(name, reg->local_columns, reg->nlocal) ||
-                among(name, reg->key_columns, reg->nkey) != (pass == 0))
+            if (att->attisdropped || registered_name_among(name, reg->local_columns, reg->nlocal) ||
+                registered_name_among(name, reg->key_columns, reg->nkey) != (pass == 0))
                 continue;
             ItemColumn &c = out[n++];
             if (!prepare_item_column(c, att))
                 return -1;
-            if (among(name, reg->reference_columns, reg->nreferences)) {
+            if (registered_name_among(name, reg->reference_columns, reg->nreferences)) {
                 c.reference = column_resolver(rel, att->attnum, 1);
                 if (c.reference == nullptr)
                     return -1;

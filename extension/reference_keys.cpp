@@ -21,14 +21,6 @@ struct KeyResolver {
 
 namespace {
 
-bool among(const char *name, char **names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (names[i] != nullptr && strcmp(names[i], name) == 0)
-            return true;
-    return false;
-}
-
 ArrayType *key_names(const KeyResolver *r)
 {
     Datum *names = work_array<Datum>(r->nkey);
@@ -96,7 +88,8 @@ KeyResolver *make_resolver(Oid parent, AttrNumber id, int depth)
         AttrNumber attnum = get_attnum(parent, reg->key_columns[k]);
         usable = attnum > 0 &&
                  prepare_item_column(r->keys[k], TupleDescAttr(RelationGetDescr(rel), attnum - 1));
-        if (usable && among(reg->key_columns[k], reg->reference_columns, reg->nreferences)) {
+        if (usable &&
+            registered_name_among(reg->key_columns[k], reg->reference_columns, reg->nreferences)) {
             r->keys[k].reference = column_resolver(rel, attnum, depth + 1);
             usable = r->keys[k].reference != nullptr;
         }

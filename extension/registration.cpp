@@ -165,6 +165,14 @@ Registration *read_registration(Oid relid, MemoryContext context)
 
 } // namespace
 
+bool registered_name_among(const char *name, char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i] != nullptr && strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
 const Registration *load_registration(Oid relid, MemoryContext context)
 {
     if (cache == nullptr) {

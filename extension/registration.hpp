@@ -26,6 +26,9 @@ struct Registration {
     bool schema_outdated; // idsync's tables predate 0.5.0 (ALTER EXTENSION UPDATE pending)
 };
 
+// True when `name` is one of names[0 .. n-1] (a registration's column lists).
+bool registered_name_among(const char *name, char *const *names, int n);
+
 // The registration of `relid` copied into `context`, or nullptr when it has none. Read from
 // idsync.tables once and kept per backend until the table's relcache entry is invalidated:
 // every change of a registration invalidates it (registration_changed).
