@@ -134,6 +134,25 @@ Task<PgResult> next_batch(PassContext &context, const TableInfo &table, const Pr
                                preflight.remote.node_id);
 }
 
+// The next batch read ahead beside the peer's merge: a failure is kept, not thrown, so that the
+// merge that ran beside it is counted before the pass fails.
+struct ReadAhead {
+    PgResult batch;
+    std::exception_ptr error;
+};
+
+Task<ReadAhead> read_ahead(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                           int64_t after)
+{
+    ReadAhead out;
+    try {
+        out.batch = co_await next_batch(context, table, preflight, after);
+    } catch (...) {
+        out.error = std::current_exception();
+    }
+    co_return out;
+}
+
 Task<void> send_diffs(PassContext &context, const TableInfo &table, const Preflight &preflight,
                       TableOutcome &outcome)
 {
@@ -157,12 +176,13 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         bool last = rows < config.per_diff;
         Task<PgResult> merge = context.remote.query(sql::merge_batch, table.name, batch.text(0, 2),
                                                     preflight.local.node_id);
-        PgResult merged, following;
+        PgResult merged;
+        ReadAhead following;
         if (last) {
             merged = co_await std::move(merge);
         } else {
             std::tie(merged, following) =
-                co_await both(std::move(merge), next_batch(context, table, preflight, batch_end));
+                co_await both(std::move(merge), read_ahead(context, table, preflight, batch_end));
         }
         diffs++;
         int64_t echoes = batch.int64(0, 3);
@@ -172,7 +192,9 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         point = batch_end;
         if (last)
             break;
-        batch = std::move(following);
+        if (following.error)
+            std::rethrow_exception(following.error);
+        batch = std::move(following.batch);
     }
     outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
     log_debug(strprintf("diff of %s to %s: %llu rows in %d batches in %.2f s", table.name.c_str(),

@@ -28,6 +28,7 @@ struct Batch {
     GroupIds ids;
     // Merges only: try a plain INSERT before ON CONFLICT (missing_insert.hpp). Not for
     // insert_missing, whose callers see the ids: a rolled-back attempt leaves gaps in them.
+    // Cleared after an attempt is rolled back.
     bool plain_first;
 };
 

@@ -15,6 +15,7 @@ bool prepare_item_column(ItemColumn &c, Form_pg_attribute att)
     c.typmod = att->atttypmod;
     c.type = att->atttypid;
     c.json = base == JSONOID || base == JSONBOID;
+    c.domain = base != att->atttypid;
     c.reference = nullptr;
     return true;
 }
@@ -35,6 +36,12 @@ Datum read_item_value(ItemColumn &c, JsonbValue *v)
         elog(ERROR, "idsync: unexpected jsonb value type %d", static_cast<int>(v->type));
     }
     return InputFunctionCall(&c.input, text, c.ioparam, c.typmod);
+}
+
+void check_item_null(ItemColumn &c)
+{
+    if (c.domain)
+        InputFunctionCall(&c.input, nullptr, c.ioparam, c.typmod); // domain_in is not strict
 }
 
 bool next_array_element(JsonbIterator **it, JsonbValue *element)

@@ -15,7 +15,8 @@ struct ItemColumn {
     Oid ioparam;
     int32 typmod;
     Oid type;
-    bool json; // json or jsonb (or a domain over one): takes the JSON text of any value
+    bool json;   // json or jsonb (or a domain over one): takes the JSON text of any value
+    bool domain; // a domain, whose constraints also judge a NULL
     // A translated reference: the value is the natural key of a row of another table, resolved
     // to that row's local id (reference_keys.hpp); nullptr for a plain column.
     KeyResolver *reference;
@@ -28,6 +29,10 @@ bool prepare_item_column(ItemColumn &column, Form_pg_attribute att);
 // A non-null item value in the column's type: a string as its text, a number, boolean, object
 // or array as its JSON text (any value, for json columns); errors as the type's input raises.
 Datum read_item_value(ItemColumn &column, JsonbValue *value);
+
+// Checks a NULL (a JSON null or an absent key) against the column's domain, as
+// jsonb_populate_record does: a NOT NULL or CHECK domain raises its error.
+void check_item_null(ItemColumn &column);
 
 // The next element of a JSON array iterated from JsonbIteratorInit (nested containers stay
 // whole, as jbvBinary); false at the end.

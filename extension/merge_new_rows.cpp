@@ -68,6 +68,9 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
                 v.nulls[column][row] = false;
             }
         }
+        for (int c = 0; c < ncolumns; c++)
+            if (v.nulls[c][row])
+                check_item_null(columns[c]);
         JsonbValue *origin =
             getKeyJsonValueFromContainer(element.val.binary.data, "origin", 6, &origin_value);
         if (origin != nullptr && origin->type == jbvString) {
@@ -101,11 +104,13 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
 
-    // The column types are read before the table is opened for writing, under a weaker lock.
+    // The column types are read under a lock kept to the end of the transaction, so that they
+    // cannot change before the rows are written.
+    check_before_lock(relid, ACL_SELECT | ACL_INSERT);
     Relation rel = relation_open(relid, AccessShareLock);
     ItemColumn *columns = work_array0<ItemColumn>(RelationGetDescr(rel)->natts);
     int ncolumns = replicated_columns(rel, reg, columns);
-    relation_close(rel, AccessShareLock);
+    relation_close(rel, NoLock);
     if (ncolumns < reg->nkey)
         PG_RETURN_NULL();
 

@@ -21,6 +21,10 @@ namespace idsync {
 namespace {
 
 constexpr int64 kStagedChunk = 50000;
+// Each plain INSERT attempt is a subtransaction with an xid of its own; past 64 of them in one
+// transaction, PostgreSQL's per-backend cache of them overflows and every snapshot in the
+// cluster gets slower. Later chunks use ON CONFLICT.
+constexpr int kPlainChunks = 32;
 
 // The staging table's column for each replicated column, of the target's type (jsonb for a
 // translated reference); false when one is missing or of another type.
@@ -100,10 +104,13 @@ IDSYNC_FUNCTION(idsync_merge_staged_rows)
         PG_RETURN_NULL();
     check_staging_access(staging_id);
 
+    // The column types are read under a lock kept to the end of the transaction, so that they
+    // cannot change before the rows are written.
+    check_before_lock(relid, ACL_SELECT | ACL_INSERT);
     Relation rel = relation_open(relid, AccessShareLock);
     ItemColumn *columns = work_array0<ItemColumn>(RelationGetDescr(rel)->natts);
     int ncolumns = replicated_columns(rel, reg, columns);
-    relation_close(rel, AccessShareLock);
+    relation_close(rel, NoLock);
     if (ncolumns < reg->nkey || key_holds_reference(columns, reg->nkey)) {
         close_resolvers(columns, Max(ncolumns, 0));
         PG_RETURN_NULL();
@@ -130,7 +137,9 @@ IDSYNC_FUNCTION(idsync_merge_staged_rows)
     MemoryContext per_chunk =
         AllocSetContextCreate(b.work, "idsync staged merge chunk", ALLOCSET_DEFAULT_SIZES);
     int64 inserted = 0;
-    for (;;) {
+    for (int chunk = 0;; chunk++) {
+        if (chunk == kPlainChunks)
+            b.plain_first = false;
         SPI_cursor_fetch(cursor, true, kStagedChunk);
         if (SPI_processed == 0)
             break;

@@ -200,7 +200,7 @@ void free_missing_insert(MissingInsert &insert)
     insert = {nullptr, nullptr};
 }
 
-void insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
+bool insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
                    const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids,
                    bool plain_first)
 {
@@ -208,9 +208,12 @@ void insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValu
         if (insert.plain_plan == nullptr)
             insert.plain_plan = prepare_insert(t, false);
         if (try_plain_insert(insert.plain_plan, t, v, k, groups, count, ids))
-            return;
+            return true;
+        insert_all(insert.plan, t, v, k, groups, count, ids);
+        return false;
     }
     insert_all(insert.plan, t, v, k, groups, count, ids);
+    return true;
 }
 
 } // namespace idsync

@@ -27,8 +27,9 @@ void free_missing_insert(MissingInsert &insert);
 
 // Inserts the distinct rows groups[0 .. count-1] (ascending), marking those it inserted.
 // Rows it did not insert were inserted concurrently; the caller looks them up again. With
-// `plain_first`, a plain INSERT is tried first (see above).
-void insert_groups(MissingInsert &insert, const TargetTable &target, const ColumnValues &values,
+// `plain_first`, a plain INSERT is tried first (see above); returns false when that attempt was
+// rolled back (the caller should not try again in this call).
+bool insert_groups(MissingInsert &insert, const TargetTable &target, const ColumnValues &values,
                    const RowKeys &keys, const int32 *groups, int64 count, GroupIds &ids,
                    bool plain_first);
 

@@ -31,6 +31,11 @@ ArrayType *key_names(const KeyResolver *r)
 
 Datum id_datum(int64 id, Oid type)
 {
+    if ((type == INT2OID && (id < PG_INT16_MIN || id > PG_INT16_MAX)) ||
+        (type == INT4OID && (id < PG_INT32_MIN || id > PG_INT32_MAX)))
+        ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                        errmsg("id %lld of a referenced row is out of range for type %s",
+                               static_cast<long long>(id), format_type_be(type))));
     switch (type) {
     case INT2OID:
         return Int16GetDatum(static_cast<int16>(id));
@@ -81,6 +86,8 @@ KeyResolver *make_resolver(Oid parent, AttrNumber id, int depth)
     r->id = id;
     r->nkey = reg->nkey;
     r->keys = work_array0<ItemColumn>(reg->nkey);
+    // Kept locked to the end of the transaction: the key types read here must stay.
+    check_before_lock(parent, ACL_SELECT);
     Relation rel = relation_open(parent, AccessShareLock);
     Oid id_type = TupleDescAttr(RelationGetDescr(rel), id - 1)->atttypid;
     bool usable = id_type == INT2OID || id_type == INT4OID || id_type == INT8OID;
@@ -94,7 +101,7 @@ KeyResolver *make_resolver(Oid parent, AttrNumber id, int depth)
             usable = r->keys[k].reference != nullptr;
         }
     }
-    relation_close(rel, AccessShareLock);
+    relation_close(rel, NoLock);
     return usable ? r : nullptr;
 }
 
@@ -132,6 +139,8 @@ bool resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, D
                 v.nulls[k][j] = found == nullptr;
                 if (found != nullptr)
                     v.values[k][j] = read_item_value(c, found);
+                else
+                    check_item_null(c);
             }
         }
         if (c.reference != nullptr &&

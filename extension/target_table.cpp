@@ -6,25 +6,6 @@ namespace idsync {
 
 namespace {
 
-// The kind of relation and some privilege on it, from the catalogs before the table is locked:
-// a role with no rights on a table cannot make calls queue behind the locks on it.
-void check_before_lock(Oid relid, AclMode needed)
-{
-    char kind = get_rel_relkind(relid);
-    if (kind == '\0')
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("relation with OID %u does not exist", relid)));
-    if (kind != RELKIND_RELATION)
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                        errmsg("\"%s\" is not a plain table", get_rel_name(relid)),
-                        errdetail("idsync writes to ordinary tables only, not to views, foreign, "
-                                  "partitioned or other relations.")));
-    Oid user = GetUserId();
-    if (pg_class_aclcheck(relid, user, needed) != ACLCHECK_OK &&
-        pg_attribute_aclcheck_all(relid, user, needed, ACLMASK_ANY) != ACLCHECK_OK)
-        aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
-}
-
 void resolve_columns(TargetTable &t, ArrayType *column_names)
 {
     Datum *names;
@@ -251,6 +232,25 @@ void check_staging_access(Oid staging)
     if (pg_class_aclcheck(staging, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
         pg_attribute_aclcheck_all(staging, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
         aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), get_rel_name(staging));
+}
+
+// The kind of relation and some privilege on it, from the catalogs before the table is locked:
+// a role with no rights on a table cannot make calls queue behind the locks on it.
+void check_before_lock(Oid relid, AclMode needed)
+{
+    char kind = get_rel_relkind(relid);
+    if (kind == '\0')
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation with OID %u does not exist", relid)));
+    if (kind != RELKIND_RELATION)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not a plain table", get_rel_name(relid)),
+                        errdetail("idsync writes to ordinary tables only, not to views, foreign, "
+                                  "partitioned or other relations.")));
+    Oid user = GetUserId();
+    if (pg_class_aclcheck(relid, user, needed) != ACLCHECK_OK &&
+        pg_attribute_aclcheck_all(relid, user, needed, ACLMASK_ANY) != ACLCHECK_OK)
+        aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
 }
 
 // "OPERATOR(schema.name)" for an operator oid.

@@ -47,6 +47,10 @@ TargetTable open_lookup_target(Oid relid, ArrayType *column_names, int nkey, Att
 
 void close_target(TargetTable &target);
 
+// Before `relid` is locked: 42809 unless it is an ordinary table, 42501 unless the caller has
+// some of the rights `needed` on it (so that a role without rights cannot queue behind locks).
+void check_before_lock(Oid relid, AclMode needed);
+
 // A staging table (of insert_missing_staged, merge_staged) must be a relation rows can be read
 // from, and the caller must be allowed to read some of it: checked before it is locked.
 void check_staging_access(Oid staging);

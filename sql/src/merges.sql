@@ -211,14 +211,14 @@ BEGIN
     refs := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'reference_ids'));
     BEGIN
         EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
-    EXCEPTION WHEN data_exception THEN
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
         -- One row at a time, to park the rows whose keys do not convert with their error.
         waiting := '{}';
         FOR entry IN EXECUTE format('SELECT idsync_ord FROM %s ORDER BY idsync_ord', stage) LOOP
             BEGIN
                 EXECUTE park INTO one USING reg.relid, source, entry.idsync_ord, refs;
                 waiting := waiting || one;
-            EXCEPTION WHEN data_exception THEN
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 PERFORM idsync._park(reg, stage, entry.idsync_ord, source, state,
                                      'a natural key does not convert: ' || message, NULL);
@@ -449,12 +449,13 @@ DECLARE
 BEGIN
     BEGIN
         EXECUTE fill USING items, cols, 0::bigint, source;
-    EXCEPTION WHEN data_exception THEN
+    -- (integrity: a NOT NULL domain refuses a missing value as the stage is filled)
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
         FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord)
                      WHERE jsonb_typeof(x.e -> 'item') = 'object' LOOP
             BEGIN
                 EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1, source;
-            EXCEPTION WHEN data_exception THEN
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
                 parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
                     'point', (entry.e ->> 'point')::bigint, 'item', entry.e -> 'item',
@@ -656,7 +657,7 @@ BEGIN
                 USING child;
                 EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v WHERE v.idsync_missing IS NULL',
                                idsync._plan(child_reg) ->> 'resolved') INTO ready;
-            EXCEPTION WHEN data_exception THEN
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
                 ready := NULL; -- a key that does not convert stays parked; retry_rejects shows it
             END;
             CONTINUE WHEN ready IS NULL;

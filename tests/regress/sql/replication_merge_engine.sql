@@ -172,7 +172,32 @@ SELECT point, sqlstate, item ->> 'label' AS label FROM idsync.rejects WHERE reli
 -- A staging table that does not exist is 42P01, as for insert_missing_staged.
 SELECT try($$SELECT idsync._merge_staged_rows('eng.g', 0::oid::regclass, NULL)$$);
 
+-- A domain judges a NULL too, as jsonb_populate_record has it judged: an item without a value
+-- for a NOT NULL domain is parked (23502), not stored as NULL.
+CREATE DOMAIN eng.label_text AS text NOT NULL;
+CREATE TABLE labelled (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, label eng.label_text);
+SELECT idsync.replicate('labelled', '{name}');
+SELECT inserted, rejected FROM idsync.merge_items('labelled',
+    '[{"point": 1, "item": {"name": "a", "label": "x"}}, {"point": 2, "item": {"name": "b"}}, {"point": 3, "item": {"name": "c", "label": null}}]');
+SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'labelled'::regclass ORDER BY point;
+SELECT name, label FROM labelled;
+
+-- A reference held in a smaller integer than the referenced id: an id out of its range is
+-- 22003 (parked), never cut to fit.
+CREATE TABLE big_parent (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);
+CREATE TABLE small_child (id bigserial PRIMARY KEY, parent_id integer REFERENCES big_parent,
+                          name text NOT NULL UNIQUE);
+SELECT idsync.replicate('big_parent', '{name}'), idsync.replicate('small_child', '{name}');
+INSERT INTO big_parent (id, name) VALUES (1, 'small'), (3000000000, 'huge');
+SELECT inserted, rejected FROM idsync.merge_items('small_child',
+    '[{"point": 1, "item": {"name": "ok", "parent_id": {"name": "small"}}}, {"point": 2, "item": {"name": "too big", "parent_id": {"name": "huge"}}}]');
+SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'small_child'::regclass;
+SELECT c.name, p.name AS parent FROM small_child c JOIN big_parent p ON p.id = c.parent_id;
+
 RESET search_path;
+SELECT idsync.unreplicate(t) FROM unnest('{eng.labelled,eng.small_child,eng.big_parent}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.g,eng.c,eng.p,eng.g2,eng.c2,eng.p2}'::regclass[]) t;
 SELECT idsync.unreplicate('eng.fast'), idsync.unreplicate('eng.slow'), idsync.unreplicate('eng.settings');
+SET client_min_messages = warning; -- (the cascade names session temp tables)
 DROP SCHEMA eng CASCADE;
+RESET client_min_messages;
