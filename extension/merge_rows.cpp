@@ -5,13 +5,16 @@
 
 namespace idsync {
 
-const Registration *engine_registration(Oid relid)
+const Registration *engine_registration(Oid relid, bool lww_ok)
 {
     const Registration *reg = load_registration(relid, CurrentMemoryContext);
     if (reg == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("table with OID %u is not registered for replication", relid)));
-    if (reg->lww || reg->nkey == 0 || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+    // lww with references: version ties are broken by row hashes over natural keys, which only
+    // the SQL merge computes (_row_hash_expr).
+    if ((reg->lww && (!lww_ok || reg->nreferences > 0)) || reg->nkey == 0 ||
+        check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
         return nullptr;
     return reg;
 }

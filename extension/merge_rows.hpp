@@ -9,9 +9,10 @@
 
 namespace idsync {
 
-// The registration of `relid` when the engine takes its merges (insert_only, no row-level
-// security), else nullptr; 55000 when the table is not registered.
-const Registration *engine_registration(Oid relid);
+// The registration of `relid` when the engine takes its merges (insert_only, or lww without
+// translated references where `lww_ok`; no row-level security), else nullptr; 55000 when the
+// table is not registered.
+const Registration *engine_registration(Oid relid, bool lww_ok);
 
 // The replicated columns: the registered key columns first, then the other stored columns in
 // table order, leaving out local ones (idsync_origin is local: it is carried separately).

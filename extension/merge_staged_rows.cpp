@@ -99,7 +99,7 @@ IDSYNC_FUNCTION(idsync_merge_staged_rows)
 {
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     Oid staging_id = DatumGetObjectId(required_arg(fcinfo, 1, "staging"));
-    const Registration *reg = engine_registration(relid);
+    const Registration *reg = engine_registration(relid, false);
     if (reg == nullptr)
         PG_RETURN_NULL();
     check_staging_access(staging_id);

@@ -70,23 +70,6 @@ SPIPlanPtr prepare_insert(const TargetTable &t, bool on_conflict)
     return plan;
 }
 
-// The values of given column c of the distinct rows `groups`, as one array parameter.
-Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k, int c,
-                         const int32 *groups, int64 count)
-{
-    Datum *values = work_array<Datum>(count);
-    bool *nulls = work_array<bool>(count);
-    for (int64 i = 0; i < count; i++) {
-        int32 row = k.group_row[groups[i]];
-        values[i] = v.values[c][row];
-        nulls[i] = v.nulls[c][row];
-    }
-    Datum array = column_array(t, c, values, nulls, count);
-    pfree(values);
-    pfree(nulls);
-    return array;
-}
-
 // True when the returned tuple (id, columns...) equals input row `row` in every given column.
 bool returned_row_matches(const TargetTable &t, const ColumnValues &v, int32 row, HeapTuple tuple,
                           TupleDesc desc)
@@ -185,6 +168,22 @@ bool try_plain_insert(SPIPlanPtr plan, const TargetTable &t, const ColumnValues 
 }
 
 } // namespace
+
+Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k, int c,
+                         const int32 *groups, int64 count)
+{
+    Datum *values = work_array<Datum>(count);
+    bool *nulls = work_array<bool>(count);
+    for (int64 i = 0; i < count; i++) {
+        int32 row = k.group_row[groups[i]];
+        values[i] = v.values[c][row];
+        nulls[i] = v.nulls[c][row];
+    }
+    Datum array = column_array(t, c, values, nulls, count);
+    pfree(values);
+    pfree(nulls);
+    return array;
+}
 
 MissingInsert prepare_missing_insert(const TargetTable &t)
 {

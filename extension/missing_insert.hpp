@@ -21,6 +21,11 @@ struct MissingInsert {
     SPIPlanPtr plain_plan; // without; prepared on first use
 };
 
+// The values of given column c of the distinct rows groups[0 .. count-1] (each group's
+// group_row), as one array of the column's type: a statement's parameter.
+Datum group_column_array(const TargetTable &target, const ColumnValues &values, const RowKeys &keys,
+                         int c, const int32 *groups, int64 count);
+
 // Needs an SPI connection.
 MissingInsert prepare_missing_insert(const TargetTable &target);
 void free_missing_insert(MissingInsert &insert);

@@ -504,11 +504,12 @@ CREATE FUNCTION _check_items(items jsonb, columns text[], OUT last_point bigint,
                              OUT unknown_columns boolean)
 AS 'MODULE_PATHNAME', 'idsync_check_items' LANGUAGE C IMMUTABLE SET search_path = pg_catalog, pg_temp;
 
--- The merge of a batch into an insert_only table on the insert-missing engine (extension/
--- merge_new_rows.cpp): how many rows were inserted, or NULL for a table it does not take (lww,
--- references, row-level security, array or composite columns).
-CREATE FUNCTION _merge_new_rows(target regclass, items jsonb, source uuid) RETURNS integer
-AS 'MODULE_PATHNAME', 'idsync_merge_new_rows' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+-- The merge of a batch of items on the insert-missing engine (extension/merge_items.cpp): how
+-- many rows were inserted and updated, or NULLs for what it does not take (row-level security,
+-- array or composite columns, a row waiting for a referenced row).
+CREATE FUNCTION _merge_batch(target regclass, items jsonb, source uuid,
+                             OUT inserted integer, OUT updated integer)
+AS 'MODULE_PATHNAME', 'idsync_merge_batch' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 -- merge_staged into an insert_only table on the insert-missing engine (extension/
 -- merge_staged_rows.cpp): how many rows were inserted, or NULL for a table or staging table it
@@ -545,17 +546,13 @@ BEGIN
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
 
-    -- The common case straight from the batch: no column this node lacks, no row waiting for a
-    -- referenced row, and none refused (if one is, the merge is undone and the rows take the
-    -- staged way below). insert_only tables merge on the insert-missing engine, which also
-    -- resolves references; lww tables without references in one statement.
+    -- The common case straight from the batch, on the insert-missing engine: no column this node
+    -- lacks, no row waiting for a referenced row, and none refused (if one is, the merge is
+    -- undone and the rows take the staged way below).
     IF NOT unknown_columns THEN
         BEGIN
-            inserted := idsync._merge_new_rows(target, items, source);
-            updated := 0;
-            IF inserted IS NULL AND plan ->> 'merge_batch' IS NOT NULL THEN
-                EXECUTE plan ->> 'merge_batch' INTO inserted, updated USING items, source;
-            END IF;
+            SELECT m.inserted, m.updated INTO inserted, updated
+            FROM idsync._merge_batch(target, items, source) m;
             rejected := 0;
         EXCEPTION WHEN data_exception OR integrity_constraint_violation
                        OR triggered_data_change_violation OR raise_exception THEN
@@ -1134,13 +1131,6 @@ BEGIN
         -- columns that hold the resolved ids
         'resolved', CASE WHEN has_references THEN idsync._resolved_sql(reg, stage) END,
         'reference_ids', to_jsonb(ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(target) t)),
-        -- the merge of a batch of items ($1) of a table without references, straight from
-        -- the batch: (inserted, updated)
-        'merge_batch', CASE WHEN NOT has_references THEN idsync._merge_statement(reg, format(
-            '(SELECT %s, coalesce((x.e ->> ''origin'')::uuid, $2) AS idsync_origin '
-            'FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r '
-            'WHERE jsonb_typeof(x.e -> ''item'') = ''object'') s',
-            (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c), target)) END,
         -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
         'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
                                                      idsync._merge_source(reg, stage, 'idsync_ord'))))

@@ -53,13 +53,6 @@ BEGIN
         -- columns that hold the resolved ids
         'resolved', CASE WHEN has_references THEN idsync._resolved_sql(reg, stage) END,
         'reference_ids', to_jsonb(ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(target) t)),
-        -- the merge of a batch of items ($1) of a table without references, straight from
-        -- the batch: (inserted, updated)
-        'merge_batch', CASE WHEN NOT has_references THEN idsync._merge_statement(reg, format(
-            '(SELECT %s, coalesce((x.e ->> ''origin'')::uuid, $2) AS idsync_origin '
-            'FROM jsonb_array_elements($1) x(e), jsonb_populate_record(NULL::%s, x.e -> ''item'') r '
-            'WHERE jsonb_typeof(x.e -> ''item'') = ''object'') s',
-            (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c), target)) END,
         -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
         'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
                                                      idsync._merge_source(reg, stage, 'idsync_ord'))))

@@ -1,16 +1,16 @@
--- merge_items into insert_only tables runs on the insert-missing engine (_merge_new_rows); the
--- one-statement SQL merge of the table's plan remains for what the engine does not take. The
--- same batch merged both ways must leave the same rows: into `fast` by merge_items, into `slow`
--- by the plan's statement (sql_merge below).
+-- merge_items runs on the insert-missing engine (_merge_batch); the staged SQL merge remains
+-- for what the engine does not take, and for batches it refuses. The same batch merged both
+-- ways must leave the same rows: into `fast` by merge_items, into `slow` by the staged SQL
+-- merge (staged_merge below).
 CREATE SCHEMA eng;
 SET search_path = eng, public;
-CREATE FUNCTION sql_merge(target regclass, items jsonb, source uuid,
-                          OUT inserted integer, OUT updated integer)
+CREATE FUNCTION staged_merge(target regclass, items jsonb, source uuid DEFAULT NULL,
+                             OUT inserted integer, OUT updated integer, OUT rejected integer)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM idsync._begin_apply(target, NULL, 'merge');
-    EXECUTE (SELECT plan ->> 'merge_batch' FROM idsync.tables WHERE relid = target)
-    INTO inserted, updated USING items, source;
+    SELECT m.inserted, m.updated, m.rejected INTO inserted, updated, rejected
+    FROM idsync._merge_staged_items(idsync._registration(target), items, source) m;
     PERFORM idsync._end_apply(target);
 END $$;
 CREATE TABLE fast (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, n int, big numeric(10,2),
@@ -28,7 +28,7 @@ INSERT INTO slow (name, n) VALUES ('kept', 1);
 \set batch '[{"point": 1, "item": {"name": "a", "n": 7, "big": 12.5, "flag": true, "at": "2026-11-29T10:00:00+00:00", "code": "ab", "doc": {"k": [1, 2]}, "raw": "text", "born": "2020-02-02"}, "origin": "00000000-0000-0000-0000-00000000000a"}, {"point": 2, "item": {"name": "b", "doc": "scalar", "raw": {"x": 1}, "flag": false}}, {"point": 3, "item": {"name": "kept", "n": 99}}, {"point": 4, "item": {"name": "c", "n": -1, "big": 0.001}}, {"point": 5, "item": {"name": "c", "n": -2}}, {"point": 6, "item": null}]'
 SELECT received, inserted, updated, unchanged, rejected
 FROM idsync.merge_items('fast', :'batch', '00000000-0000-0000-0000-0000000000b0');
-SELECT * FROM sql_merge('slow', :'batch', '00000000-0000-0000-0000-0000000000b0');
+SELECT * FROM staged_merge('slow', :'batch', '00000000-0000-0000-0000-0000000000b0');
 SELECT name, n, big, flag, at, code, doc, raw::text, born, idsync_origin FROM fast ORDER BY name;
 SELECT (SELECT array_agg(f ORDER BY f.name) FROM (SELECT name, n, big, flag, at, code, doc,
         raw::text, born, idsync_origin FROM fast) f)::text
@@ -46,7 +46,7 @@ SELECT relid::regclass, point, sqlstate FROM idsync.rejects
 WHERE relid = 'fast'::regclass ORDER BY point;
 SELECT name, n FROM fast WHERE name = 'g';
 SELECT idsync._begin_apply('fast', NULL, 'merge'),
-       idsync._merge_new_rows('fast', '[{"point": 12, "item": {"name": "h"}}, {"point": 13, "item": {"name": "a"}}]', NULL) AS engine_inserted,
+       (idsync._merge_batch('fast', '[{"point": 12, "item": {"name": "h"}}, {"point": 13, "item": {"name": "a"}}]', NULL)).inserted AS engine_inserted,
        idsync._end_apply('fast');
 
 -- A table without an id column merges on the engine too.
@@ -55,19 +55,19 @@ SELECT idsync.replicate('settings', '{key}');
 SELECT received, inserted, unchanged
 FROM idsync.merge_items('settings', '[{"point": 1, "item": {"key": "a", "value": "1"}}, {"point": 2, "item": {"key": "a", "value": "2"}}, {"point": 3, "item": {"key": "b"}}]');
 SELECT key, value, idsync_origin FROM settings ORDER BY key;
-SELECT idsync._merge_new_rows('settings', '[{"point": 4, "item": {"key": "c", "value": "3"}}]', NULL) AS inserted_directly;
+SELECT (idsync._merge_batch('settings', '[{"point": 4, "item": {"key": "c", "value": "3"}}]', NULL)).inserted AS inserted_directly;
 
 -- The engine takes only what the caller may write: a role without rights gets 42501 before
 -- anything is locked.
 CREATE ROLE eng_nobody;
 GRANT USAGE ON SCHEMA idsync, eng TO eng_nobody;
-GRANT EXECUTE ON FUNCTION idsync._merge_new_rows(regclass, jsonb, uuid) TO eng_nobody;
+GRANT EXECUTE ON FUNCTION idsync._merge_batch(regclass, jsonb, uuid) TO eng_nobody;
 SET ROLE eng_nobody;
-SELECT try($$SELECT idsync._merge_new_rows('eng.settings', '[{"point": 5, "item": {"key": "x"}}]', NULL)$$);
+SELECT try($$SELECT * FROM idsync._merge_batch('eng.settings', '[{"point": 5, "item": {"key": "x"}}]', NULL)$$);
 RESET ROLE;
 SELECT count(*) AS still_three FROM settings;
 REVOKE ALL ON SCHEMA idsync, eng FROM eng_nobody;
-REVOKE ALL ON FUNCTION idsync._merge_new_rows(regclass, jsonb, uuid) FROM eng_nobody;
+REVOKE ALL ON FUNCTION idsync._merge_batch(regclass, jsonb, uuid) FROM eng_nobody;
 DROP ROLE eng_nobody;
 
 -- An operator planted in public for text = text does not run: the engine compares with the
@@ -99,22 +99,13 @@ CREATE TABLE g2 (id bigserial PRIMARY KEY, c_id bigint REFERENCES c2, label text
 ALTER SEQUENCE c2_id_seq RESTART 1000;
 SELECT idsync.replicate(t, k) FROM (VALUES ('p', '{name}'::text[]), ('c', '{p_id,name}'),
     ('g', '{label}'), ('p2', '{name}'), ('c2', '{p_id,name}'), ('g2', '{label}')) x(t, k);
-CREATE FUNCTION staged_merge(target regclass, items jsonb, OUT inserted integer,
-                             OUT rejected integer)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM idsync._begin_apply(target, NULL, 'merge');
-    SELECT m.inserted, m.rejected INTO inserted, rejected
-    FROM idsync._merge_staged_items(idsync._registration(target), items, NULL) m;
-    PERFORM idsync._end_apply(target);
-END $$;
 \set parents '[{"point": 1, "item": {"name": "x"}}, {"point": 2, "item": {"name": "y"}}]'
 \set children '[{"point": 3, "item": {"p_id": {"name": "x"}, "name": "one", "note": "x1"}}, {"point": 4, "item": {"p_id": {"name": "y"}, "name": "one"}}, {"point": 5, "item": {"p_id": {"name": "x"}, "name": "two"}}]'
 \set grandchildren '[{"point": 6, "item": {"c_id": {"p_id": {"name": "x"}, "name": "two"}, "label": "L1"}}, {"point": 7, "item": {"c_id": null, "label": "L2"}}, {"point": 8, "item": {"label": "L3"}}]'
 SELECT inserted FROM idsync.merge_items('p', :'parents');
 SELECT inserted, rejected FROM staged_merge('p2', :'parents');
 SELECT idsync._begin_apply('c', NULL, 'merge'),
-       idsync._merge_new_rows('c', :'children', NULL) AS engine_inserted,
+       (idsync._merge_batch('c', :'children', NULL)).inserted AS engine_inserted,
        idsync._end_apply('c');
 SELECT inserted, rejected FROM staged_merge('c2', :'children');
 SELECT inserted, rejected FROM idsync.merge_items('g', :'grandchildren');
@@ -133,7 +124,7 @@ SELECT (SELECT array_agg(row(p.name, c.name, c.note) ORDER BY p.name, c.name) FR
 -- merges the rest and parks the child as waiting; it merges when its parent arrives.
 \set waiting '[{"point": 9, "item": {"p_id": {"name": "z"}, "name": "one"}}, {"point": 10, "item": {"p_id": {"name": "y"}, "name": "two"}}]'
 SELECT idsync._begin_apply('c', NULL, 'merge'),
-       idsync._merge_new_rows('c', :'waiting', NULL) IS NULL AS engine_declines,
+       (idsync._merge_batch('c', :'waiting', NULL)).inserted IS NULL AS engine_declines,
        idsync._end_apply('c');
 SELECT inserted, rejected FROM idsync.merge_items('c', :'waiting');
 SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'c'::regclass;
@@ -194,7 +185,39 @@ SELECT inserted, rejected FROM idsync.merge_items('small_child',
 SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'small_child'::regclass;
 SELECT c.name, p.name AS parent FROM small_child c JOIN big_parent p ON p.id = c.parent_id;
 
+-- lww on the engine: per key the newest row wins (version, then row hash), within a batch and
+-- against the stored row. `kv_fast` by merge_items, `kv_slow` by the staged SQL merge.
+CREATE TABLE kv_fast (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, v text);
+CREATE TABLE kv_slow (LIKE kv_fast INCLUDING ALL);
+SELECT idsync.replicate('kv_fast', '{k}', 'lww'), idsync.replicate('kv_slow', '{k}', 'lww');
+CREATE FUNCTION kv(point int, k text, v text, version bigint) RETURNS jsonb LANGUAGE sql AS
+$$ SELECT jsonb_build_object('point', point, 'item', jsonb_build_object('k', k, 'v', v,
+          'idsync_version', version, 'idsync_deleted', false)) $$;
+SELECT jsonb_build_array(kv(1, 'a', 'a10', 10), kv(2, 'b', 'b20', 20), kv(3, 'c', 'c5', 5),
+                         kv(4, 'c', 'c7', 7), kv(5, 'd', 'd9 one', 9), kv(6, 'd', 'd9 two', 9),
+                         kv(7, 'c', 'c6', 6)) AS first \gset
+SELECT jsonb_build_array(kv(8, 'a', 'a5', 5), kv(9, 'b', 'b30', 30), kv(10, 'e', 'e1', 1),
+                         kv(11, 'd', 'd9 three', 9), kv(12, 'a', 'a10', 10)) AS second \gset
+SELECT received, inserted, updated, unchanged, rejected FROM idsync.merge_items('kv_fast', :'first');
+SELECT inserted, updated, rejected FROM staged_merge('kv_slow', :'first');
+SELECT received, inserted, updated, unchanged, rejected FROM idsync.merge_items('kv_fast', :'second');
+SELECT inserted, updated, rejected FROM staged_merge('kv_slow', :'second');
+SELECT k, v, idsync_version FROM kv_fast ORDER BY k;
+SELECT (SELECT array_agg(row(k, v, idsync_version) ORDER BY k) FROM kv_fast)::text
+     = (SELECT array_agg(row(k, v, idsync_version) ORDER BY k) FROM kv_slow)::text AS lww_ways_agree,
+       (SELECT content_hash FROM idsync.sync_info('kv_fast'))
+     = (SELECT content_hash FROM idsync.sync_info('kv_slow')) AS lww_hashes_agree;
+SELECT (idsync._merge_batch('kv_fast', jsonb_build_array(kv(13, 'f', 'f1', 1)), NULL)).inserted
+       AS engine_takes_lww;
+-- An lww table with references is left to the SQL merge: its version ties are broken by row
+-- hashes over natural keys, not local ids.
+CREATE TABLE tree (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, parent_id bigint REFERENCES tree);
+SELECT idsync.replicate('tree', '{name}', 'lww');
+SELECT (idsync._merge_batch('tree', '[{"point": 1, "item": {"name": "root", "idsync_version": 1, "idsync_deleted": false}}]', NULL)).inserted IS NULL
+       AS lww_with_references_declined;
+
 RESET search_path;
+SELECT idsync.unreplicate(t) FROM unnest('{eng.kv_fast,eng.kv_slow,eng.tree}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.labelled,eng.small_child,eng.big_parent}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.g,eng.c,eng.p,eng.g2,eng.c2,eng.p2}'::regclass[]) t;
 SELECT idsync.unreplicate('eng.fast'), idsync.unreplicate('eng.slow'), idsync.unreplicate('eng.settings');

@@ -1,17 +1,20 @@
-// idsync._merge_new_rows: the merge of a batch of items into an insert_only table, on the
-// insert-missing engine (insert_missing.hpp). The items' values are read straight from the
-// jsonb into the target's column types; the rows this node lacks are inserted in the key
-// index's order with the node each comes from; the rows it has stay as they are, whatever
-// their other columns hold. The batch is checked before (idsync._check_items).
-//
-// Translated references arrive as natural keys and are resolved to local ids here
-// (reference_keys.hpp). The SQL merge (sql/src/merges.sql) remains the way for what this does
-// not take: lww tables, row-level security, array and composite columns, batches with a row
-// that waits for a referenced row, and every batch that fails here (the caller undoes it and
-// stages the rows, parking the ones refused or waiting).
+// idsync._merge_batch: the merge of a batch of items (merge_items) on the insert-missing engine
+// (insert_missing.hpp). The items' values are read straight from the jsonb into the target's
+// column types, translated references arrive as natural keys and are resolved to local ids
+// (reference_keys.hpp), and the rows are grouped by key in the key index's order. Then:
+// - insert_only: the rows this node lacks are inserted with the node each comes from; the rows
+//   it has stay as they are, whatever their other columns hold;
+// - lww: per key the newest row wins, within the batch and against the stored row
+//   (newest_rows.hpp).
+// The batch is checked before (idsync._check_items). The staged SQL merge (sql/src/merges.sql)
+// remains the way for what this does not take: row-level security, array and composite
+// columns, lww tables with references (their row hashes hash natural keys), batches with a row
+// that waits for a referenced row, and every batch that fails here
+// (the caller undoes it and stages the rows, parking the ones refused or waiting).
 #include "boundary.hpp"
 #include "insert_missing.hpp"
 #include "merge_rows.hpp"
+#include "newest_rows.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
@@ -91,15 +94,32 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
 
 using namespace idsync;
 
-// idsync._merge_new_rows(target regclass, items jsonb, source uuid) RETURNS integer: how many
-// rows were inserted, or NULL when the table is one the SQL merge takes (see the top).
-IDSYNC_FUNCTION(idsync_merge_new_rows)
+namespace {
+
+Datum counts_record(FunctionCallInfo fcinfo, MergeCounts counts, bool taken)
+{
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("_merge_batch must return a record")));
+    Datum values[2] = {Int32GetDatum(static_cast<int32>(counts.inserted)),
+                       Int32GetDatum(static_cast<int32>(counts.updated))};
+    bool nulls[2] = {!taken, !taken};
+    return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+}
+
+} // namespace
+
+// idsync._merge_batch(target regclass, items jsonb, source uuid, OUT inserted integer,
+// OUT updated integer): what the merge inserted and updated, or NULLs when the table or batch
+// is one the SQL merge takes (see the top).
+IDSYNC_FUNCTION(idsync_merge_batch)
 {
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     Jsonb *items = DatumGetJsonbP(required_arg(fcinfo, 1, "items"));
-    const Registration *reg = engine_registration(relid);
+    const Registration *reg = engine_registration(relid, true);
     if (reg == nullptr)
-        PG_RETURN_NULL();
+        return counts_record(fcinfo, {0, 0}, false);
     if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
@@ -112,7 +132,7 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
     int ncolumns = replicated_columns(rel, reg, columns);
     relation_close(rel, NoLock);
     if (ncolumns < reg->nkey)
-        PG_RETURN_NULL();
+        return counts_record(fcinfo, {0, 0}, false);
 
     Batch b = {};
     begin_batch(b, relid, column_names(columns, ncolumns), reg->nkey);
@@ -121,14 +141,18 @@ IDSYNC_FUNCTION(idsync_merge_new_rows)
                           PG_ARGISNULL(2));
     bool resolved = resolve_references(b.values, columns, ncolumns);
     close_resolvers(columns, ncolumns);
-    if (!resolved) {
-        end_batch(b);
-        PG_RETURN_NULL();
+    MergeCounts counts = {0, 0};
+    bool taken = resolved;
+    if (taken && reg->lww) {
+        b.keys = group_rows(b.target, b.values);
+        taken = keep_newest(b, reg);
+        if (taken)
+            counts = upsert_newest(b, reg);
+    } else if (taken) {
+        resolve_batch(b);
+        for (int64 g = 0; g < b.keys.ngroups; g++)
+            counts.inserted += b.ids.state[g] == IdState::inserted;
     }
-    resolve_batch(b);
-    int32 inserted = 0;
-    for (int64 g = 0; g < b.keys.ngroups; g++)
-        inserted += b.ids.state[g] == IdState::inserted;
     end_batch(b);
-    PG_RETURN_INT32(inserted);
+    return counts_record(fcinfo, counts, taken);
 }

@@ -1,0 +1,154 @@
+#include "newest_rows.hpp"
+
+#include "missing_insert.hpp"
+#include "state_access.hpp"
+#include "work_array.hpp"
+
+namespace idsync {
+
+namespace {
+
+// Rows per statement, as for inserts.
+constexpr int64 kUpsertChunk = 10000;
+
+int column_index(const TargetTable &t, const char *name)
+{
+    for (int c = 0; c < t.ncolumns; c++)
+        if (strcmp(t.columns[c], name) == 0)
+            return c;
+    elog(ERROR, "idsync: column \"%s\" is not among the merged columns", name);
+    return -1;
+}
+
+// The row hash of input row `row`, as idsync.row_hash computes it for a stored row.
+RowHash input_hash(const Batch &b, const HashPlan *plan, int64 row)
+{
+    TupleDesc desc = RelationGetDescr(b.target.rel);
+    Datum *values = work_array0<Datum>(desc->natts);
+    bool *nulls = work_array<bool>(desc->natts);
+    memset(nulls, true, sizeof(bool) * desc->natts);
+    for (int c = 0; c < b.target.ncolumns; c++) {
+        values[b.target.attnums[c] - 1] = b.values.values[c][row];
+        nulls[b.target.attnums[c] - 1] = b.values.nulls[c][row];
+    }
+    RowHash h = hash_row(plan, values, nulls);
+    pfree(values);
+    pfree(nulls);
+    return h;
+}
+
+// As uuids compare: h1, then h2, both unsigned.
+int compare_hashes(RowHash a, RowHash b)
+{
+    if (a.h1 != b.h1)
+        return a.h1 < b.h1 ? -1 : 1;
+    return a.h2 < b.h2 ? -1 : a.h2 > b.h2;
+}
+
+// INSERT INTO t AS cur (columns) SELECT * FROM ROWS FROM (unnest($1), ...) ON CONFLICT (key)
+// DO UPDATE SET <non-key columns> = excluded.<column> WHERE (cur.version, row hash of cur) <
+// (excluded.version, row hash of excluded) RETURNING whether the row was inserted.
+char *build_upsert_sql(const TargetTable &t, const Registration *reg)
+{
+    StringInfoData sql;
+    initStringInfo(&sql);
+    appendStringInfo(&sql, "INSERT INTO %s AS cur (", t.name);
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
+    appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
+    appendStringInfo(
+        &sql, ") ON CONFLICT (%s) DO UPDATE SET ",
+        pg_get_indexdef_columns_extended(RelationGetRelid(t.index), RULE_INDEXDEF_KEYS_ONLY));
+    for (int c = t.nmatched; c < t.ncolumns; c++)
+        appendStringInfo(&sql, "%s%s = excluded.%s", c > t.nmatched ? ", " : "",
+                         quote_identifier(t.columns[c]), quote_identifier(t.columns[c]));
+    // $<n + 1>: the local columns, which the row hash leaves out.
+    const char *version = quote_identifier(reg->version_column);
+    appendStringInfo(&sql,
+                     " WHERE ROW(cur.%s, idsync.row_hash(cur, $%d)) OPERATOR(pg_catalog.<) "
+                     "ROW(excluded.%s, idsync.row_hash(excluded, $%d)) "
+                     "RETURNING cur.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid",
+                     version, t.ncolumns + 1, version, t.ncolumns + 1);
+    return sql.data;
+}
+
+} // namespace
+
+bool keep_newest(Batch &b, const Registration *reg)
+{
+    int version = column_index(b.target, reg->version_column);
+    const ColumnValues &v = b.values;
+    RowKeys &k = b.keys;
+    for (int64 row = 0; row < v.nrows; row++)
+        if (v.nulls[version][row])
+            return false;
+    HashPlan *plan = nullptr;
+    for (int64 row = 0; row < v.nrows; row++) {
+        int32 g = k.row_group[row];
+        int32 best = k.group_row[g];
+        if (best == row)
+            continue;
+        int64 a = DatumGetInt64(v.values[version][row]);
+        int64 w = DatumGetInt64(v.values[version][best]);
+        int cmp = (a > w) - (a < w);
+        if (cmp == 0) {
+            if (plan == nullptr)
+                plan = registration_hash_plan(b.target.rel, reg, CurrentMemoryContext);
+            cmp = compare_hashes(input_hash(b, plan, row), input_hash(b, plan, best));
+        }
+        if (cmp > 0)
+            k.group_row[g] = static_cast<int32>(row);
+    }
+    return true;
+}
+
+MergeCounts upsert_newest(Batch &b, const Registration *reg)
+{
+    const TargetTable &t = b.target;
+    MergeCounts counts = {0, 0};
+    int64 ngroups = b.keys.ngroups;
+    if (ngroups == 0)
+        return counts;
+    Oid *argtypes = work_array<Oid>(t.ncolumns + 1);
+    for (int c = 0; c < t.ncolumns; c++)
+        argtypes[c] = get_array_type(t.types[c]);
+    argtypes[t.ncolumns] = TEXTARRAYOID;
+    // Parsed with search_path pinned (the plan keeps it for replanning), run as the caller.
+    int pinned = pin_search_path();
+    char *sql = build_upsert_sql(t, reg);
+    SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns + 1, argtypes);
+    unpin_search_path(pinned);
+    if (plan == nullptr)
+        elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+
+    int32 *groups = work_array<int32>(ngroups);
+    for (int64 g = 0; g < ngroups; g++)
+        groups[g] = static_cast<int32>(g); // groups are numbered in the key index's order
+    Datum *params = work_array<Datum>(t.ncolumns + 1);
+    Datum *locals = work_array<Datum>(reg->nlocal);
+    for (int i = 0; i < reg->nlocal; i++)
+        locals[i] = CStringGetTextDatum(reg->local_columns[i]);
+    params[t.ncolumns] =
+        PointerGetDatum(construct_array(locals, reg->nlocal, TEXTOID, -1, false, TYPALIGN_INT));
+    for (int64 start = 0; start < ngroups; start += kUpsertChunk) {
+        int64 count = Min(kUpsertChunk, ngroups - start);
+        for (int c = 0; c < t.ncolumns; c++)
+            params[c] = group_column_array(t, b.values, b.keys, c, groups + start, count);
+        int ret = SPI_execute_plan(plan, params, nullptr, false, 0);
+        if (ret != SPI_OK_INSERT_RETURNING)
+            elog(ERROR, "idsync upsert failed: %s", SPI_result_code_string(ret));
+        for (uint64 j = 0; j < SPI_processed; j++) {
+            bool isnull;
+            bool inserted = DatumGetBool(
+                SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &isnull));
+            (inserted ? counts.inserted : counts.updated)++;
+        }
+        SPI_freetuptable(SPI_tuptable);
+    }
+    SPI_freeplan(plan);
+    return counts;
+}
+
+} // namespace idsync

@@ -1,0 +1,24 @@
+// The lww rule in a merge on the engine: per key the newest row wins, by (version, row hash),
+// within the batch and against the row this node holds. The batch's newest rows go in by one
+// INSERT ... ON CONFLICT DO UPDATE in the key index's order, whose WHERE keeps a stored row that
+// is as new or newer; concurrent merges and writers are settled by ON CONFLICT.
+#pragma once
+
+#include "insert_missing.hpp"
+#include "registration.hpp"
+
+namespace idsync {
+
+struct MergeCounts {
+    int64 inserted;
+    int64 updated;
+};
+
+// Makes each group's group_row its newest row (b.keys from group_rows). False when a version is
+// NULL (the SQL merge takes such a batch).
+bool keep_newest(Batch &b, const Registration *reg);
+
+// Writes the newest rows of b (after keep_newest) and counts what was inserted and updated.
+MergeCounts upsert_newest(Batch &b, const Registration *reg);
+
+} // namespace idsync
