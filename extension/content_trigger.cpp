@@ -14,6 +14,7 @@
 // (Transition tables are read here with a read pointer of our own, never through a query: a
 // query over them from this trigger corrupted backend memory under concurrent load.)
 #include "applying.hpp"
+#include "natural_hash.hpp"
 #include "boundary.hpp"
 #include "registration.hpp"
 #include "row_hash.hpp"
@@ -44,13 +45,6 @@ int compare_int64(const void *a, const void *b)
 {
     int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
     return x < y ? -1 : x > y ? 1 : 0;
-}
-
-int64 id_value(Datum value, Oid type)
-{
-    return type == INT8OID   ? DatumGetInt64(value)
-           : type == INT4OID ? DatumGetInt32(value)
-                             : DatumGetInt16(value);
 }
 
 // Keeps the distinct ids and makes room for their hashes, in the caller's memory context.
@@ -131,7 +125,7 @@ void add_rows(Tuplestorestate *rows, Relation rel, const idsync::HashPlan *plan,
             int at = refs[r].attnum - 1;
             if (slot->tts_isnull[at])
                 continue;
-            int64 id = id_value(values[at], refs[r].type);
+            int64 id = idsync::reference_id(values[at], refs[r].type);
             auto *hit = static_cast<int64 *>(
                 bsearch(&id, refs[r].ids, refs[r].nids, sizeof(int64), compare_int64));
             if (hit == nullptr || !refs[r].found[hit - refs[r].ids])
@@ -161,22 +155,15 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
     if (rows == nullptr)
         return;
     TupleDesc desc = RelationGetDescr(rel);
-    int nrefs = reg->nreferences;
-    idsync::HashPlan *plan = idsync::registration_hash_plan(rel, reg, CurrentMemoryContext);
+    idsync::NaturalHash *natural = idsync::natural_hash(rel, reg, CurrentMemoryContext);
+    int nrefs = natural->nrefs;
     Reference *refs = idsync::work_array0<Reference>(nrefs);
     int64 nrows = tuplestore_tuple_count(rows);
     for (int r = 0; r < nrefs; r++) {
-        const char *column = reg->reference_columns[r];
-        refs[r].attnum = SPI_fnumber(desc, column);
-        if (refs[r].attnum <= 0)
-            elog(ERROR, "idsync: reference column \"%s\" of \"%s\" does not exist", column,
-                 RelationGetRelationName(rel));
-        refs[r].type = TupleDescAttr(desc, refs[r].attnum - 1)->atttypid;
-        refs[r].query = reg->reference_queries[r];
+        refs[r].attnum = natural->attnums[r];
+        refs[r].type = natural->types[r];
+        refs[r].query = natural->queries[r];
         refs[r].ids = idsync::work_array<int64>(nrows);
-        for (int c = 0; c < plan->ncolumns; c++)
-            if (plan->attnums[c] == refs[r].attnum)
-                fmgr_info(F_UUID_SEND, &plan->send[c]);
     }
 
     TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
@@ -186,7 +173,7 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
             bool null;
             Datum value = slot_getattr(slot, refs[r].attnum, &null);
             if (!null)
-                refs[r].ids[refs[r].nids++] = id_value(value, refs[r].type);
+                refs[r].ids[refs[r].nids++] = idsync::reference_id(value, refs[r].type);
         }
     }
     read_done(rows);
@@ -200,7 +187,7 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
     SPI_finish();
     idsync::unpin_search_path(pinned);
 
-    add_rows(rows, rel, plan, refs, nrefs, sign, delta);
+    add_rows(rows, rel, natural->plan, refs, nrefs, sign, delta);
 }
 
 SPIPlanPtr delta_insert = nullptr;

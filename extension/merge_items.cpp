@@ -8,8 +8,7 @@
 //   (newest_rows.hpp).
 // The batch is checked before (idsync._check_items). The staged SQL merge (sql/src/merges.sql)
 // remains the way for what this does not take: row-level security, array and composite
-// columns, lww tables with references (their row hashes hash natural keys), batches with a row
-// that waits for a referenced row, and every batch that fails here
+// columns, batches with a row that waits for a referenced row, and every batch that fails here
 // (the caller undoes it and stages the rows, parking the ones refused or waiting).
 #include "boundary.hpp"
 #include "insert_missing.hpp"

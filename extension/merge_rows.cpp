@@ -11,9 +11,7 @@ const Registration *engine_registration(Oid relid, bool lww_ok)
     if (reg == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("table with OID %u is not registered for replication", relid)));
-    // lww with references: version ties are broken by row hashes over natural keys, which only
-    // the SQL merge computes (_row_hash_expr).
-    if ((reg->lww && (!lww_ok || reg->nreferences > 0)) || reg->nkey == 0 ||
+    if ((reg->lww && !lww_ok) || reg->nkey == 0 ||
         check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
         return nullptr;
     return reg;

@@ -9,9 +9,8 @@
 
 namespace idsync {
 
-// The registration of `relid` when the engine takes its merges (insert_only, or lww without
-// translated references where `lww_ok`; no row-level security), else nullptr; 55000 when the
-// table is not registered.
+// The registration of `relid` when the engine takes its merges (insert_only, or lww where
+// `lww_ok`; no row-level security), else nullptr; 55000 when the table is not registered.
 const Registration *engine_registration(Oid relid, bool lww_ok);
 
 // The replicated columns: the registered key columns first, then the other stored columns in

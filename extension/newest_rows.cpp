@@ -1,6 +1,7 @@
 #include "newest_rows.hpp"
 
 #include "missing_insert.hpp"
+#include "natural_hash.hpp"
 #include "state_access.hpp"
 #include "work_array.hpp"
 
@@ -20,8 +21,9 @@ int column_index(const TargetTable &t, const char *name)
     return -1;
 }
 
-// The row hash of input row `row`, as idsync.row_hash computes it for a stored row.
-RowHash input_hash(const Batch &b, const HashPlan *plan, int64 row)
+// The row hash of input row `row`, as idsync._row_hash_expr computes it for a stored row (with
+// references hashed as natural keys).
+RowHash input_hash(const Batch &b, NaturalHash *hash, int64 row)
 {
     TupleDesc desc = RelationGetDescr(b.target.rel);
     Datum *values = work_array0<Datum>(desc->natts);
@@ -31,7 +33,7 @@ RowHash input_hash(const Batch &b, const HashPlan *plan, int64 row)
         values[b.target.attnums[c] - 1] = b.values.values[c][row];
         nulls[b.target.attnums[c] - 1] = b.values.nulls[c][row];
     }
-    RowHash h = hash_row(plan, values, nulls);
+    RowHash h = natural_row_hash(hash, values, nulls);
     pfree(values);
     pfree(nulls);
     return h;
@@ -64,13 +66,24 @@ char *build_upsert_sql(const TargetTable &t, const Registration *reg)
     for (int c = t.nmatched; c < t.ncolumns; c++)
         appendStringInfo(&sql, "%s%s = excluded.%s", c > t.nmatched ? ", " : "",
                          quote_identifier(t.columns[c]), quote_identifier(t.columns[c]));
-    // $<n + 1>: the local columns, which the row hash leaves out.
+    // The row hashes, as _row_hash_expr has them: with references, by natural keys; else of the
+    // stored columns, leaving out the local columns ($<n + 1>).
     const char *version = quote_identifier(reg->version_column);
+    char *hash_cur, *hash_excluded;
+    if (reg->nreferences > 0) {
+        Oid relid = RelationGetRelid(t.rel);
+        hash_cur = psprintf(
+            "idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, cur)", relid);
+        hash_excluded = psprintf(
+            "idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, excluded)", relid);
+    } else {
+        hash_cur = psprintf("idsync.row_hash(cur, $%d)", t.ncolumns + 1);
+        hash_excluded = psprintf("idsync.row_hash(excluded, $%d)", t.ncolumns + 1);
+    }
     appendStringInfo(&sql,
-                     " WHERE ROW(cur.%s, idsync.row_hash(cur, $%d)) OPERATOR(pg_catalog.<) "
-                     "ROW(excluded.%s, idsync.row_hash(excluded, $%d)) "
+                     " WHERE ROW(cur.%s, %s) OPERATOR(pg_catalog.<) ROW(excluded.%s, %s) "
                      "RETURNING cur.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid",
-                     version, t.ncolumns + 1, version, t.ncolumns + 1);
+                     version, hash_cur, version, hash_excluded);
     return sql.data;
 }
 
@@ -84,7 +97,7 @@ bool keep_newest(Batch &b, const Registration *reg)
     for (int64 row = 0; row < v.nrows; row++)
         if (v.nulls[version][row])
             return false;
-    HashPlan *plan = nullptr;
+    NaturalHash *hash = nullptr;
     for (int64 row = 0; row < v.nrows; row++) {
         int32 g = k.row_group[row];
         int32 best = k.group_row[g];
@@ -94,13 +107,14 @@ bool keep_newest(Batch &b, const Registration *reg)
         int64 w = DatumGetInt64(v.values[version][best]);
         int cmp = (a > w) - (a < w);
         if (cmp == 0) {
-            if (plan == nullptr)
-                plan = registration_hash_plan(b.target.rel, reg, CurrentMemoryContext);
-            cmp = compare_hashes(input_hash(b, plan, row), input_hash(b, plan, best));
+            if (hash == nullptr)
+                hash = natural_hash(b.target.rel, reg, CurrentMemoryContext);
+            cmp = compare_hashes(input_hash(b, hash, row), input_hash(b, hash, best));
         }
         if (cmp > 0)
             k.group_row[g] = static_cast<int32>(row);
     }
+    free_natural_hash(hash);
     return true;
 }
 

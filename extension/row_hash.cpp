@@ -95,11 +95,7 @@ RowHash hash_row(const HashPlan *plan, const Datum *values, const bool *nulls)
     return {h1, h2};
 }
 
-} // namespace idsync
-
-namespace {
-
-Datum hash_as_uuid(idsync::RowHash h)
+Datum hash_as_uuid(RowHash h)
 {
     pg_uuid_t *u = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
     for (int i = 0; i < 8; i++) {
@@ -108,6 +104,10 @@ Datum hash_as_uuid(idsync::RowHash h)
     }
     return UUIDPGetDatum(u);
 }
+
+} // namespace idsync
+
+namespace {
 
 // Cached across calls of one expression: the plan for the last row type seen.
 struct RowHashCache {
@@ -154,7 +154,7 @@ IDSYNC_FUNCTION(idsync_row_hash)
     Datum *values = idsync::work_array<Datum>(cache->desc->natts);
     bool *nulls = idsync::work_array<bool>(cache->desc->natts);
     heap_deform_tuple(&tuple, cache->desc, values, nulls);
-    return hash_as_uuid(idsync::hash_row(cache->plan, values, nulls));
+    return idsync::hash_as_uuid(idsync::hash_row(cache->plan, values, nulls));
 }
 
 // idsync.table_hash(target regclass, excluded text[]): row count and content hash recomputed

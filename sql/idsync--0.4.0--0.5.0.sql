@@ -1271,6 +1271,23 @@ BEGIN
         idsync._row_hash_expr(reg, 'cur'), idsync._row_hash_expr(reg, 'excluded'));
 END $$;
 
+-- The row hash of a row of `target` as every node computes it: translated references hashed as
+-- the natural keys they point at (extension/natural_hash.cpp, the content trigger's rule).
+-- Versions that tie in lww merges are broken by it, so two nodes keep the same row whatever
+-- their ids.
+CREATE FUNCTION _natural_row_hash(target regclass, row_value record) RETURNS uuid
+AS 'MODULE_PATHNAME', 'idsync_natural_row_hash' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+-- The row hash of the row `alias` as every node computes it, as an SQL expression.
+CREATE OR REPLACE FUNCTION _row_hash_expr(reg tables, alias text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM idsync._translated(reg.relid))
+                THEN format('idsync.row_hash(%s, %L)', alias, reg.local_columns::text[])
+                ELSE format('idsync._natural_row_hash(%s::oid::regclass, %s)', reg.relid::oid, alias) END
+$$;
+-- (The walk of natural keys by correlated subqueries it replaces.)
+DROP FUNCTION _ref_hash_expr(regclass, name, text, integer);
+
 ---------------------------------------------------------------------------------------------
 -- Registrations made before 0.5.0: triggers without arguments, the origin column, plans
 ---------------------------------------------------------------------------------------------

@@ -178,51 +178,17 @@ $$;
 COMMENT ON FUNCTION compact(regclass) IS
 'fold the content deltas of a table into its registration; returns how many were folded';
 
--- The row hash of the row `alias` as every node computes it: translated references hashed as
--- the natural keys they point at, by correlated subqueries (it is used inside the merge
--- statement, where joins cannot go). Versions that tie in lww merges are broken by it, so two
--- nodes keep the same row whatever their ids.
-CREATE FUNCTION _ref_hash_expr(parent regclass, parent_column name, ref text, depth integer DEFAULT 1)
-RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    reg idsync.tables := idsync._registration(parent);
-    alias text := 'h' || depth;
-    nested record;
-    parts text[] := '{}';
-    key_column name;
-BEGIN
-    IF depth > idsync._max_nesting() THEN
-        RAISE EXCEPTION 'natural keys nest deeper than % levels at table %', idsync._max_nesting(), parent
-            USING ERRCODE = '54001';
-    END IF;
-    FOREACH key_column IN ARRAY reg.key_columns LOOP
-        SELECT * INTO nested FROM idsync._translated(parent) t WHERE t.column_name = key_column;
-        parts := parts || format('%s AS %I', CASE WHEN FOUND
-            THEN idsync._ref_hash_expr(nested.parent, nested.parent_column, format('%I.%I', alias, key_column), depth + 1)
-            ELSE format('%I.%I', alias, key_column) END, key_column);
-    END LOOP;
-    RETURN format('(SELECT idsync.row_hash(k, ''{}'') FROM (SELECT %s FROM %s %I WHERE %I.%I = %s) k)',
-                  array_to_string(parts, ', '), parent, alias, alias, parent_column, ref);
-END $$;
+-- The row hash of a row of `target` as every node computes it: translated references hashed as
+-- the natural keys they point at (extension/natural_hash.cpp, the content trigger's rule).
+-- Versions that tie in lww merges are broken by it, so two nodes keep the same row whatever
+-- their ids.
+CREATE FUNCTION _natural_row_hash(target regclass, row_value record) RETURNS uuid
+AS 'MODULE_PATHNAME', 'idsync_natural_row_hash' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
--- The row hash of the row `alias` as every node computes it, as an SQL expression (translated
--- references by _ref_hash_expr).
+-- The row hash of the row `alias` as every node computes it, as an SQL expression.
 CREATE FUNCTION _row_hash_expr(reg tables, alias text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    parts text[] := '{}';
-    ref record;
-    col name;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM idsync._translated(reg.relid)) THEN
-        RETURN format('idsync.row_hash(%s, %L)', alias, reg.local_columns::text[]);
-    END IF;
-    FOREACH col IN ARRAY idsync._replicated_columns(reg) LOOP
-        SELECT * INTO ref FROM idsync._translated(reg.relid) t WHERE t.column_name = col;
-        parts := parts || format('%s AS %I', CASE WHEN FOUND
-            THEN idsync._ref_hash_expr(ref.parent, ref.parent_column, format('%s.%I', alias, col))
-            ELSE format('%s.%I', alias, col) END, col);
-    END LOOP;
-    RETURN format('(SELECT idsync.row_hash(n, ''{}'') FROM (SELECT %s) n)', array_to_string(parts, ', '));
-END $$;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM idsync._translated(reg.relid))
+                THEN format('idsync.row_hash(%s, %L)', alias, reg.local_columns::text[])
+                ELSE format('idsync._natural_row_hash(%s::oid::regclass, %s)', reg.relid::oid, alias) END
+$$;

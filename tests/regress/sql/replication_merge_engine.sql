@@ -209,15 +209,43 @@ SELECT (SELECT array_agg(row(k, v, idsync_version) ORDER BY k) FROM kv_fast)::te
      = (SELECT content_hash FROM idsync.sync_info('kv_slow')) AS lww_hashes_agree;
 SELECT (idsync._merge_batch('kv_fast', jsonb_build_array(kv(13, 'f', 'f1', 1)), NULL)).inserted
        AS engine_takes_lww;
--- An lww table with references is left to the SQL merge: its version ties are broken by row
--- hashes over natural keys, not local ids.
-CREATE TABLE tree (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, parent_id bigint REFERENCES tree);
-SELECT idsync.replicate('tree', '{name}', 'lww');
-SELECT (idsync._merge_batch('tree', '[{"point": 1, "item": {"name": "root", "idsync_version": 1, "idsync_deleted": false}}]', NULL)).inserted IS NULL
-       AS lww_with_references_declined;
+-- An lww table with references: version ties are broken by row hashes over natural keys, not
+-- local ids (_natural_row_hash), in the batch and against the stored row, the same on the
+-- engine (tree_fast) as in the staged SQL merge (tree_slow), whose ids differ.
+CREATE TABLE tree_fast (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,
+                        parent_id bigint REFERENCES tree_fast);
+CREATE TABLE tree_slow (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,
+                        parent_id bigint REFERENCES tree_slow);
+ALTER SEQUENCE tree_slow_id_seq RESTART 500;
+SELECT idsync.replicate('tree_fast', '{name}', 'lww'), idsync.replicate('tree_slow', '{name}', 'lww');
+CREATE FUNCTION node(point int, name text, parent text, version bigint) RETURNS jsonb LANGUAGE sql AS
+$$ SELECT jsonb_build_object('point', point, 'item', jsonb_build_object('name', name,
+          'parent_id', CASE WHEN parent IS NOT NULL THEN jsonb_build_object('name', parent) END,
+          'idsync_version', version, 'idsync_deleted', false)) $$;
+SELECT jsonb_build_array(node(1, 'root', NULL, 1), node(2, 'a', NULL, 1), node(3, 'b', NULL, 1))
+       AS roots \gset
+SELECT jsonb_build_array(node(4, 'leaf', 'a', 5), node(5, 'leaf', 'b', 5), node(6, 'twig', 'root', 5))
+       AS ties \gset
+SELECT jsonb_build_array(node(7, 'twig', 'a', 5), node(8, 'leaf', 'root', 5), node(9, 'twig', 'b', 5))
+       AS more_ties \gset
+SELECT inserted, updated FROM idsync.merge_items('tree_fast', :'roots');
+SELECT inserted, updated, rejected FROM staged_merge('tree_slow', :'roots');
+SELECT idsync._begin_apply('tree_fast', NULL, 'merge'),
+       (idsync._merge_batch('tree_fast', :'ties', NULL)).inserted AS engine_takes_lww_references,
+       idsync._end_apply('tree_fast');
+SELECT inserted, updated, rejected FROM staged_merge('tree_slow', :'ties');
+SELECT inserted, updated, unchanged FROM idsync.merge_items('tree_fast', :'more_ties');
+SELECT inserted, updated, rejected FROM staged_merge('tree_slow', :'more_ties');
+SELECT (SELECT array_agg(row(c.name, p.name) ORDER BY c.name) FROM tree_fast c LEFT JOIN tree_fast p ON p.id = c.parent_id)::text
+     = (SELECT array_agg(row(c.name, p.name) ORDER BY c.name) FROM tree_slow c LEFT JOIN tree_slow p ON p.id = c.parent_id)::text
+       AS trees_agree,
+       (SELECT content_hash FROM idsync.sync_info('tree_fast'))
+     = (SELECT content_hash FROM idsync.sync_info('tree_slow')) AS tree_hashes_agree;
+SELECT c.name, p.name AS parent, c.idsync_version FROM tree_fast c
+LEFT JOIN tree_fast p ON p.id = c.parent_id ORDER BY c.name;
 
 RESET search_path;
-SELECT idsync.unreplicate(t) FROM unnest('{eng.kv_fast,eng.kv_slow,eng.tree}'::regclass[]) t;
+SELECT idsync.unreplicate(t) FROM unnest('{eng.kv_fast,eng.kv_slow,eng.tree_fast,eng.tree_slow}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.labelled,eng.small_child,eng.big_parent}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.g,eng.c,eng.p,eng.g2,eng.c2,eng.p2}'::regclass[]) t;
 SELECT idsync.unreplicate('eng.fast'), idsync.unreplicate('eng.slow'), idsync.unreplicate('eng.settings');

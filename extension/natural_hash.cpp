@@ -1,0 +1,189 @@
+#include "natural_hash.hpp"
+
+#include "boundary.hpp"
+#include "state_access.hpp"
+#include "work_array.hpp"
+
+namespace idsync {
+
+NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext context)
+{
+    MemoryContext caller = MemoryContextSwitchTo(context);
+    TupleDesc desc = RelationGetDescr(rel);
+    auto *h = static_cast<NaturalHash *>(palloc0(sizeof(NaturalHash)));
+    h->natts = desc->natts;
+    h->plan = registration_hash_plan(rel, reg, context);
+    h->nrefs = reg->nreferences;
+    h->attnums = work_array<AttrNumber>(h->nrefs);
+    h->types = work_array<Oid>(h->nrefs);
+    h->queries = work_array<const char *>(h->nrefs);
+    h->prepared = work_array0<SPIPlanPtr>(h->nrefs);
+    for (int r = 0; r < h->nrefs; r++) {
+        const char *column = reg->reference_columns[r];
+        h->attnums[r] = SPI_fnumber(desc, column);
+        if (h->attnums[r] <= 0)
+            elog(ERROR, "idsync: reference column \"%s\" of \"%s\" does not exist", column,
+                 RelationGetRelationName(rel));
+        h->types[r] = TupleDescAttr(desc, h->attnums[r] - 1)->atttypid;
+        h->queries[r] = pstrdup(reg->reference_queries[r]);
+        for (int c = 0; c < h->plan->ncolumns; c++)
+            if (h->plan->attnums[c] == h->attnums[r])
+                fmgr_info_cxt(F_UUID_SEND, &h->plan->send[c], context);
+    }
+    MemoryContextSwitchTo(caller);
+    return h;
+}
+
+int64 reference_id(Datum value, Oid type)
+{
+    return type == INT8OID   ? DatumGetInt64(value)
+           : type == INT4OID ? DatumGetInt32(value)
+                             : DatumGetInt16(value);
+}
+
+RowHash natural_row_hash(NaturalHash *h, const Datum *values, const bool *nulls)
+{
+    int natts = h->natts;
+    Datum *row = work_array<Datum>(natts);
+    bool *row_nulls = work_array<bool>(natts);
+    memcpy(row, values, sizeof(Datum) * natts);
+    memcpy(row_nulls, nulls, sizeof(bool) * natts);
+    pg_uuid_t *keys = work_array<pg_uuid_t>(h->nrefs);
+
+    int pinned = pin_search_path();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    for (int r = 0; r < h->nrefs; r++) {
+        int at = h->attnums[r] - 1;
+        if (row_nulls[at])
+            continue;
+        if (h->prepared[r] == nullptr) {
+            Oid types[1] = {INT8ARRAYOID};
+            SPIPlanPtr plan = SPI_prepare(h->queries[r], 1, types);
+            if (plan == nullptr || SPI_keepplan(plan) != 0)
+                elog(ERROR, "idsync: preparing a natural-key lookup failed");
+            h->prepared[r] = plan;
+        }
+        Datum id = Int64GetDatum(reference_id(row[at], h->types[r]));
+        Datum args[1] = {
+            PointerGetDatum(construct_array(&id, 1, INT8OID, 8, true, TYPALIGN_DOUBLE))};
+        // Not read-only: a fresh snapshot, as the content trigger's lookups.
+        if (SPI_execute_plan(h->prepared[r], args, nullptr, false, 1) != SPI_OK_SELECT)
+            elog(ERROR, "idsync: looking up the natural key of a referenced row failed");
+        bool null_hash = true;
+        Datum hash = SPI_processed == 0 ? Datum(0)
+                                        : SPI_getbinval(SPI_tuptable->vals[0],
+                                                        SPI_tuptable->tupdesc, 2, &null_hash);
+        row_nulls[at] = null_hash;
+        if (!null_hash) {
+            keys[r] = *DatumGetUUIDP(hash);
+            row[at] = UUIDPGetDatum(&keys[r]);
+        }
+    }
+    SPI_finish();
+    unpin_search_path(pinned);
+    return hash_row(h->plan, row, row_nulls);
+}
+
+void free_natural_hash(NaturalHash *h)
+{
+    if (h == nullptr)
+        return;
+    for (int r = 0; r < h->nrefs; r++)
+        if (h->prepared[r] != nullptr)
+            SPI_freeplan(h->prepared[r]);
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+namespace {
+
+// What idsync._natural_row_hash keeps across the calls of one expression.
+struct NaturalHashCache {
+    Oid relid;
+    Oid type;
+    int32 typmod;
+    TupleDesc desc;    // the record's
+    AttrNumber *moved; // per record attribute: the table's attribute of that name, or 0
+    NaturalHash *hash;
+};
+
+void free_cache(void *arg)
+{
+    free_natural_hash(static_cast<NaturalHashCache *>(arg)->hash);
+}
+
+NaturalHashCache *make_cache(FunctionCallInfo fcinfo, Oid relid, Oid type, int32 typmod)
+{
+    const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    if (reg == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("table with OID %u is not registered for replication", relid)));
+    MemoryContext context = fcinfo->flinfo->fn_mcxt;
+    auto *cache =
+        static_cast<NaturalHashCache *>(MemoryContextAllocZero(context, sizeof(NaturalHashCache)));
+    cache->relid = relid;
+    cache->type = type;
+    cache->typmod = typmod;
+    Relation rel = relation_open(relid, AccessShareLock);
+    cache->hash = natural_hash(rel, reg, context);
+    TupleDesc rowdesc = lookup_rowtype_tupdesc(type, typmod);
+    MemoryContext caller = MemoryContextSwitchTo(context);
+    cache->desc = CreateTupleDescCopy(rowdesc);
+    cache->moved = work_array0<AttrNumber>(rowdesc->natts);
+    MemoryContextSwitchTo(caller);
+    for (int i = 0; i < rowdesc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(rowdesc, i);
+        if (!att->attisdropped)
+            cache->moved[i] = get_attnum(relid, NameStr(att->attname));
+    }
+    ReleaseTupleDesc(rowdesc);
+    relation_close(rel, NoLock);
+    auto *callback = static_cast<MemoryContextCallback *>(
+        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
+    callback->func = free_cache;
+    callback->arg = cache;
+    MemoryContextRegisterResetCallback(context, callback);
+    return cache;
+}
+
+} // namespace
+
+// idsync._natural_row_hash(target regclass, row record) RETURNS uuid: the row hash of `row` as
+// a row of `target` (its columns taken by name), translated references hashed as the natural
+// keys they point at: the hash lww merges break version ties with.
+IDSYNC_FUNCTION(idsync_natural_row_hash)
+{
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        PG_RETURN_NULL();
+    Oid relid = PG_GETARG_OID(0);
+    HeapTupleHeader record = PG_GETARG_HEAPTUPLEHEADER(1);
+    Oid type = HeapTupleHeaderGetTypeId(record);
+    int32 typmod = HeapTupleHeaderGetTypMod(record);
+    auto *cache = static_cast<NaturalHashCache *>(fcinfo->flinfo->fn_extra);
+    if (cache == nullptr || cache->relid != relid || cache->type != type ||
+        cache->typmod != typmod) {
+        cache = make_cache(fcinfo, relid, type, typmod);
+        fcinfo->flinfo->fn_extra = cache;
+    }
+    HeapTupleData tuple;
+    tuple.t_len = HeapTupleHeaderGetDatumLength(record);
+    ItemPointerSetInvalid(&tuple.t_self);
+    tuple.t_tableOid = InvalidOid;
+    tuple.t_data = record;
+    Datum *fields = work_array<Datum>(cache->desc->natts);
+    bool *field_nulls = work_array<bool>(cache->desc->natts);
+    heap_deform_tuple(&tuple, cache->desc, fields, field_nulls);
+    int natts = cache->hash->natts;
+    Datum *values = work_array0<Datum>(natts);
+    bool *nulls = work_array<bool>(natts);
+    memset(nulls, true, sizeof(bool) * natts);
+    for (int i = 0; i < cache->desc->natts; i++)
+        if (cache->moved[i] > 0) {
+            values[cache->moved[i] - 1] = fields[i];
+            nulls[cache->moved[i] - 1] = field_nulls[i];
+        }
+    return hash_as_uuid(natural_row_hash(cache->hash, values, nulls));
+}

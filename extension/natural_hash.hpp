@@ -1,0 +1,37 @@
+// Row hashes of tables whose rows reference other registered tables by local id: each such
+// reference is hashed as the natural key of the row it points at (the row hash of that key, a
+// uuid), so that equal rows hash equal on every node whatever their ids. One rule for the
+// content trigger (a statement's rows at once), for lww merges breaking version ties, and for
+// SQL (idsync._natural_row_hash).
+#pragma once
+
+#include "registration.hpp"
+#include "row_hash.hpp"
+
+namespace idsync {
+
+struct NaturalHash {
+    int natts;           // of the table's tuple descriptor
+    HashPlan *plan;      // the table's stored columns, references sent as uuids
+    int nrefs;           // the translated references, as in the registration
+    AttrNumber *attnums; // per reference: its column
+    Oid *types;          // per reference: its integer type
+    const char *
+        *queries; // per reference: (id, key hash) of the referenced rows whose ids are in $1
+    SPIPlanPtr *prepared; // per reference: prepared on first use, freed by free_natural_hash
+};
+
+// For table `rel` with registration `reg` (which has references), in `context`.
+NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext context);
+
+// The id a reference column holds, as a bigint.
+int64 reference_id(Datum value, Oid type);
+
+// The hash of one row (values and nulls by attribute number - 1 of rel): one lookup per
+// non-NULL reference, run as the caller with search_path pinned. A referenced row this snapshot
+// does not show hashes as NULL, as the SQL join would.
+RowHash natural_row_hash(NaturalHash *hash, const Datum *values, const bool *nulls);
+
+void free_natural_hash(NaturalHash *hash);
+
+} // namespace idsync
