@@ -1,0 +1,2 @@
+-- One pgbench transaction: a batch merged into both tables (see merges_schema.sql).
+SELECT merge_batch();
