@@ -6,6 +6,20 @@
 
 namespace idsync {
 
+namespace {
+
+void free_plans(void *arg)
+{
+    auto *h = static_cast<NaturalHash *>(arg);
+    for (int r = 0; r < h->nrefs; r++)
+        if (h->prepared[r] != nullptr) {
+            SPI_freeplan(h->prepared[r]);
+            h->prepared[r] = nullptr;
+        }
+}
+
+} // namespace
+
 NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext context)
 {
     MemoryContext caller = MemoryContextSwitchTo(context);
@@ -30,6 +44,12 @@ NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext c
             if (h->plan->attnums[c] == h->attnums[r])
                 fmgr_info_cxt(F_UUID_SEND, &h->plan->send[c], context);
     }
+    // The lookups' plans are kept (SPI_keepplan) until `context` goes, also when an error ends
+    // the statement first.
+    auto *callback = static_cast<MemoryContextCallback *>(palloc0(sizeof(MemoryContextCallback)));
+    callback->func = free_plans;
+    callback->arg = h;
+    MemoryContextRegisterResetCallback(context, callback);
     MemoryContextSwitchTo(caller);
     return h;
 }
@@ -85,15 +105,6 @@ RowHash natural_row_hash(NaturalHash *h, const Datum *values, const bool *nulls)
     return hash_row(h->plan, row, row_nulls);
 }
 
-void free_natural_hash(NaturalHash *h)
-{
-    if (h == nullptr)
-        return;
-    for (int r = 0; r < h->nrefs; r++)
-        if (h->prepared[r] != nullptr)
-            SPI_freeplan(h->prepared[r]);
-}
-
 } // namespace idsync
 
 using namespace idsync;
@@ -109,11 +120,6 @@ struct NaturalHashCache {
     AttrNumber *moved; // per record attribute: the table's attribute of that name, or 0
     NaturalHash *hash;
 };
-
-void free_cache(void *arg)
-{
-    free_natural_hash(static_cast<NaturalHashCache *>(arg)->hash);
-}
 
 NaturalHashCache *make_cache(FunctionCallInfo fcinfo, Oid relid, Oid type, int32 typmod)
 {
@@ -134,18 +140,27 @@ NaturalHashCache *make_cache(FunctionCallInfo fcinfo, Oid relid, Oid type, int32
     cache->desc = CreateTupleDescCopy(rowdesc);
     cache->moved = work_array0<AttrNumber>(rowdesc->natts);
     MemoryContextSwitchTo(caller);
+    TupleDesc table = RelationGetDescr(rel);
     for (int i = 0; i < rowdesc->natts; i++) {
         Form_pg_attribute att = TupleDescAttr(rowdesc, i);
-        if (!att->attisdropped)
-            cache->moved[i] = get_attnum(relid, NameStr(att->attname));
+        if (att->attisdropped)
+            continue;
+        AttrNumber attnum = get_attnum(relid, NameStr(att->attname));
+        if (attnum <= 0)
+            continue;
+        // Hashed with the table column's send function: the types must be the same.
+        Oid expected = TupleDescAttr(table, attnum - 1)->atttypid;
+        if (att->atttypid != expected)
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("column \"%s\" of the row has type %s, but column \"%s\" of "
+                                   "\"%s\" has type %s",
+                                   NameStr(att->attname), format_type_be(att->atttypid),
+                                   NameStr(att->attname), RelationGetRelationName(rel),
+                                   format_type_be(expected))));
+        cache->moved[i] = attnum;
     }
     ReleaseTupleDesc(rowdesc);
     relation_close(rel, NoLock);
-    auto *callback = static_cast<MemoryContextCallback *>(
-        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
-    callback->func = free_cache;
-    callback->arg = cache;
-    MemoryContextRegisterResetCallback(context, callback);
     return cache;
 }
 

@@ -18,10 +18,11 @@ struct NaturalHash {
     Oid *types;          // per reference: its integer type
     const char *
         *queries; // per reference: (id, key hash) of the referenced rows whose ids are in $1
-    SPIPlanPtr *prepared; // per reference: prepared on first use, freed by free_natural_hash
+    SPIPlanPtr *prepared; // per reference: prepared on first use, freed with the context
 };
 
-// For table `rel` with registration `reg` (which has references), in `context`.
+// For table `rel` with registration `reg`, in `context` (whose reset or deletion frees the
+// lookups' plans).
 NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext context);
 
 // The id a reference column holds, as a bigint.
@@ -31,7 +32,5 @@ int64 reference_id(Datum value, Oid type);
 // non-NULL reference, run as the caller with search_path pinned. A referenced row this snapshot
 // does not show hashes as NULL, as the SQL join would.
 RowHash natural_row_hash(NaturalHash *hash, const Datum *values, const bool *nulls);
-
-void free_natural_hash(NaturalHash *hash);
 
 } // namespace idsync

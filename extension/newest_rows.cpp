@@ -47,11 +47,27 @@ int compare_hashes(RowHash a, RowHash b)
     return a.h2 < b.h2 ? -1 : a.h2 > b.h2;
 }
 
-// INSERT INTO t AS cur (columns) SELECT * FROM ROWS FROM (unnest($1), ...) ON CONFLICT (key)
-// DO UPDATE SET <non-key columns> = excluded.<column> WHERE (cur.version, row hash of cur) <
-// (excluded.version, row hash of excluded) RETURNING whether the row was inserted.
+// The row hash of the row `alias`, as _row_hash_expr has it: with references, by natural keys;
+// else of the stored columns, leaving out the local columns ($<n + 1>).
+char *hash_expr(const TargetTable &t, const Registration *reg, const char *alias)
+{
+    if (reg->nreferences > 0)
+        return psprintf("idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, %s)",
+                        RelationGetRelid(t.rel), alias);
+    return psprintf("idsync.row_hash(%s, $%d)", alias, t.ncolumns + 1);
+}
+
+// INSERT INTO t AS cur (columns) SELECT * FROM ROWS FROM (unnest($1), ...) AS s (columns)
+// WHERE NOT EXISTS (a stored row of that key as new or newer) ON CONFLICT (key) DO UPDATE SET
+// <non-key columns> = excluded.<column> WHERE (cur.version, hash of cur) < (excluded.version,
+// hash of excluded) RETURNING whether the row was inserted. As _merge_statement: the NOT EXISTS
+// keeps rows this node already has newer from ON CONFLICT, which would lock the stored row, run
+// the BEFORE triggers and check the constraints of a row it then does not write; the ON
+// CONFLICT WHERE settles what concurrent writers changed meanwhile.
 char *build_upsert_sql(const TargetTable &t, const Registration *reg)
 {
+    const char *version = quote_identifier(reg->version_column);
+    TupleDesc desc = RelationGetDescr(t.rel);
     StringInfoData sql;
     initStringInfo(&sql);
     appendStringInfo(&sql, "INSERT INTO %s AS cur (", t.name);
@@ -60,30 +76,29 @@ char *build_upsert_sql(const TargetTable &t, const Registration *reg)
     appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
+    appendStringInfoString(&sql, ") AS s (");
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
+    appendStringInfo(&sql, ") WHERE NOT EXISTS (SELECT FROM %s old WHERE ", t.name);
+    for (int c = 0; c < t.nmatched; c++) {
+        const char *column = quote_identifier(t.columns[c]);
+        bool not_null = TupleDescAttr(desc, t.attnums[c] - 1)->attnotnull;
+        appendStringInfo(&sql,
+                         not_null ? "old.%s = s.%s AND " : "old.%s IS NOT DISTINCT FROM s.%s AND ",
+                         column, column);
+    }
+    appendStringInfo(&sql, "ROW(old.%s, %s) OPERATOR(pg_catalog.>=) ROW(s.%s, %s))", version,
+                     hash_expr(t, reg, "old"), version, hash_expr(t, reg, "s"));
     appendStringInfo(
-        &sql, ") ON CONFLICT (%s) DO UPDATE SET ",
+        &sql, " ON CONFLICT (%s) DO UPDATE SET ",
         pg_get_indexdef_columns_extended(RelationGetRelid(t.index), RULE_INDEXDEF_KEYS_ONLY));
     for (int c = t.nmatched; c < t.ncolumns; c++)
         appendStringInfo(&sql, "%s%s = excluded.%s", c > t.nmatched ? ", " : "",
                          quote_identifier(t.columns[c]), quote_identifier(t.columns[c]));
-    // The row hashes, as _row_hash_expr has them: with references, by natural keys; else of the
-    // stored columns, leaving out the local columns ($<n + 1>).
-    const char *version = quote_identifier(reg->version_column);
-    char *hash_cur, *hash_excluded;
-    if (reg->nreferences > 0) {
-        Oid relid = RelationGetRelid(t.rel);
-        hash_cur = psprintf(
-            "idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, cur)", relid);
-        hash_excluded = psprintf(
-            "idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, excluded)", relid);
-    } else {
-        hash_cur = psprintf("idsync.row_hash(cur, $%d)", t.ncolumns + 1);
-        hash_excluded = psprintf("idsync.row_hash(excluded, $%d)", t.ncolumns + 1);
-    }
     appendStringInfo(&sql,
                      " WHERE ROW(cur.%s, %s) OPERATOR(pg_catalog.<) ROW(excluded.%s, %s) "
                      "RETURNING cur.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid",
-                     version, hash_cur, version, hash_excluded);
+                     version, hash_expr(t, reg, "cur"), version, hash_expr(t, reg, "excluded"));
     return sql.data;
 }
 
@@ -114,7 +129,6 @@ bool keep_newest(Batch &b, const Registration *reg)
         if (cmp > 0)
             k.group_row[g] = static_cast<int32>(row);
     }
-    free_natural_hash(hash);
     return true;
 }
 

@@ -209,6 +209,23 @@ SELECT (SELECT array_agg(row(k, v, idsync_version) ORDER BY k) FROM kv_fast)::te
      = (SELECT content_hash FROM idsync.sync_info('kv_slow')) AS lww_hashes_agree;
 SELECT (idsync._merge_batch('kv_fast', jsonb_build_array(kv(13, 'f', 'f1', 1)), NULL)).inserted
        AS engine_takes_lww;
+-- A row this node holds as new or newer is left alone: it never reaches the INSERT, so no
+-- BEFORE INSERT trigger sees it (nor would its lock or constraints be taken).
+CREATE TABLE kv_seen (k text);
+CREATE FUNCTION kv_seen() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO eng.kv_seen VALUES (NEW.k); RETURN NEW; END $$;
+CREATE TRIGGER kv_seen BEFORE INSERT ON kv_fast FOR EACH ROW EXECUTE FUNCTION kv_seen();
+SELECT received, inserted, updated, unchanged
+FROM idsync.merge_items('kv_fast', jsonb_build_array(kv(14, 'a', 'stale', 3), kv(15, 'b', 'b30', 30),
+                                                     kv(16, 'g', 'new', 1)));
+SELECT k FROM kv_seen ORDER BY k;
+DROP TRIGGER kv_seen ON kv_fast;
+-- _natural_row_hash takes a row's columns by name, of the table's types only (a row of other
+-- types is refused, never hashed with the wrong functions).
+SELECT try($$SELECT idsync._natural_row_hash('eng.kv_fast', x) FROM (SELECT 'a'::text AS k, 42::bigint AS v) x$$);
+SELECT idsync._natural_row_hash('eng.kv_fast', x) = idsync.row_hash(x, '{id,idsync_point,idsync_origin}')
+       AS same_hash_without_references
+FROM (SELECT k, v, idsync_version, idsync_deleted FROM kv_fast WHERE k = 'a') x;
 -- An lww table with references: version ties are broken by row hashes over natural keys, not
 -- local ids (_natural_row_hash), in the batch and against the stored row, the same on the
 -- engine (tree_fast) as in the staged SQL merge (tree_slow), whose ids differ.
