@@ -33,14 +33,7 @@ char *build_insert_sql(const TargetTable &t, bool on_conflict)
     Oid relid = RelationGetRelid(t.rel);
     StringInfoData sql;
     initStringInfo(&sql);
-    appendStringInfo(&sql, "INSERT INTO %s AS t (", t.name);
-    for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
-    // ROWS FROM: the multi-argument unnest shorthand exists only for the unqualified name.
-    appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
-    for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
-    appendStringInfoChar(&sql, ')');
+    append_insert_from_arrays(&sql, t, "t");
     if (on_conflict)
         append_on_conflict(&sql, t);
     if (t.id_attnum == 0) // a merge into a table without an id column
@@ -183,6 +176,21 @@ Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowK
     pfree(values);
     pfree(nulls);
     return array;
+}
+
+void append_insert_from_arrays(StringInfo sql, const TargetTable &t, const char *alias)
+{
+    StringInfoData columns;
+    initStringInfo(&columns);
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(&columns, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
+    appendStringInfo(sql, "INSERT INTO %s AS %s (%s) SELECT * FROM ROWS FROM (", t.name, alias,
+                     columns.data);
+    // ROWS FROM: the multi-argument unnest shorthand exists only for the unqualified name.
+    for (int c = 0; c < t.ncolumns; c++)
+        appendStringInfo(sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
+    appendStringInfo(sql, ") AS s (%s)", columns.data);
+    pfree(columns.data);
 }
 
 MissingInsert prepare_missing_insert(const TargetTable &t)

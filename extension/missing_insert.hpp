@@ -21,6 +21,10 @@ struct MissingInsert {
     SPIPlanPtr plain_plan; // without; prepared on first use
 };
 
+// "INSERT INTO <target> AS <alias> (<given columns>) SELECT * FROM ROWS FROM
+// (pg_catalog.unnest($1), ...) AS s (<given columns>)": the rows of one array per column.
+void append_insert_from_arrays(StringInfo sql, const TargetTable &target, const char *alias);
+
 // The values of given column c of the distinct rows groups[0 .. count-1] (each group's
 // group_row), as one array of the column's type: a statement's parameter.
 Datum group_column_array(const TargetTable &target, const ColumnValues &values, const RowKeys &keys,

@@ -183,14 +183,9 @@ IDSYNC_FUNCTION(idsync_natural_row_hash)
         cache = make_cache(fcinfo, relid, type, typmod);
         fcinfo->flinfo->fn_extra = cache;
     }
-    HeapTupleData tuple;
-    tuple.t_len = HeapTupleHeaderGetDatumLength(record);
-    ItemPointerSetInvalid(&tuple.t_self);
-    tuple.t_tableOid = InvalidOid;
-    tuple.t_data = record;
-    Datum *fields = work_array<Datum>(cache->desc->natts);
-    bool *field_nulls = work_array<bool>(cache->desc->natts);
-    heap_deform_tuple(&tuple, cache->desc, fields, field_nulls);
+    Datum *fields;
+    bool *field_nulls;
+    deform_record(record, cache->desc, &fields, &field_nulls);
     int natts = cache->hash->natts;
     Datum *values = work_array0<Datum>(natts);
     bool *nulls = work_array<bool>(natts);

@@ -70,16 +70,8 @@ char *build_upsert_sql(const TargetTable &t, const Registration *reg)
     TupleDesc desc = RelationGetDescr(t.rel);
     StringInfoData sql;
     initStringInfo(&sql);
-    appendStringInfo(&sql, "INSERT INTO %s AS cur (", t.name);
-    for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
-    appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
-    for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
-    appendStringInfoString(&sql, ") AS s (");
-    for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
-    appendStringInfo(&sql, ") WHERE NOT EXISTS (SELECT FROM %s old WHERE ", t.name);
+    append_insert_from_arrays(&sql, t, "cur");
+    appendStringInfo(&sql, " WHERE NOT EXISTS (SELECT FROM %s old WHERE ", t.name);
     for (int c = 0; c < t.nmatched; c++) {
         const char *column = quote_identifier(t.columns[c]);
         bool not_null = TupleDescAttr(desc, t.attnums[c] - 1)->attnotnull;

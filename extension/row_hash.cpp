@@ -95,6 +95,18 @@ RowHash hash_row(const HashPlan *plan, const Datum *values, const bool *nulls)
     return {h1, h2};
 }
 
+void deform_record(HeapTupleHeader record, TupleDesc desc, Datum **values, bool **nulls)
+{
+    HeapTupleData tuple;
+    tuple.t_len = HeapTupleHeaderGetDatumLength(record);
+    ItemPointerSetInvalid(&tuple.t_self);
+    tuple.t_tableOid = InvalidOid;
+    tuple.t_data = record;
+    *values = work_array<Datum>(desc->natts);
+    *nulls = work_array<bool>(desc->natts);
+    heap_deform_tuple(&tuple, desc, *values, *nulls);
+}
+
 Datum hash_as_uuid(RowHash h)
 {
     pg_uuid_t *u = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
@@ -146,14 +158,9 @@ IDSYNC_FUNCTION(idsync_row_hash)
         fcinfo->flinfo->fn_extra = cache;
     }
 
-    HeapTupleData tuple;
-    tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-    ItemPointerSetInvalid(&tuple.t_self);
-    tuple.t_tableOid = InvalidOid;
-    tuple.t_data = row;
-    Datum *values = idsync::work_array<Datum>(cache->desc->natts);
-    bool *nulls = idsync::work_array<bool>(cache->desc->natts);
-    heap_deform_tuple(&tuple, cache->desc, values, nulls);
+    Datum *values;
+    bool *nulls;
+    idsync::deform_record(row, cache->desc, &values, &nulls);
     return idsync::hash_as_uuid(idsync::hash_row(cache->plan, values, nulls));
 }
 

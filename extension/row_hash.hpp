@@ -30,6 +30,9 @@ HashPlan *build_hash_plan(TupleDesc desc, char **excluded, int nexcluded);
 // Hashes a deformed row (values and nulls indexed by attribute number - 1).
 RowHash hash_row(const HashPlan *plan, const Datum *values, const bool *nulls);
 
+// The fields of a composite value (a record argument) whose row type is `desc`, in fresh arrays.
+void deform_record(HeapTupleHeader record, TupleDesc desc, Datum **values, bool **nulls);
+
 // A hash as the uuid SQL sees (h1 then h2, big-endian): uuids compare as (h1, h2) unsigned.
 Datum hash_as_uuid(RowHash h);
 
