@@ -14,9 +14,11 @@ SQL_SOURCES = $(addprefix sql/src/,catalog.sql insert_missing.sql points_and_has
 	plans.sql housekeeping.sql roles.sql)
 CURRENT_SCRIPT = sql/idsync--$(EXTVERSION).sql
 DATA = $(sort $(filter-out $(CURRENT_SCRIPT),$(wildcard sql/idsync--*.sql)) $(CURRENT_SCRIPT))
-EXTRA_CLEAN = $(CURRENT_SCRIPT)
+EXTRA_CLEAN = $(CURRENT_SCRIPT) $(OBJS:.o=.d)
 
-PG_CXXFLAGS = -std=c++17 -Wno-register -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+# -MMD: each object also depends on the headers it includes (extension/*.d), so that a changed
+# struct rebuilds every file that uses it.
+PG_CXXFLAGS = -std=c++17 -Wno-register -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP
 SHLIB_LINK = -lstdc++
 # No LLVM bitcode for JIT inlining: it would need clang, and idsync has no expressions to inline.
 override with_llvm = no
@@ -29,6 +31,7 @@ ISOLATION_OPTS = --inputdir=tests/isolation --load-extension=idsync
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+-include $(OBJS:.o=.d)
 
 all: $(CURRENT_SCRIPT)
 $(CURRENT_SCRIPT): $(SQL_SOURCES) idsync.control

@@ -40,14 +40,30 @@ void cast_column_array(Datum value, Oid type, const TargetTable &t, int c, EStat
     deconstruct_array(array, column_type, elem_len, elem_byval, elem_align, values, nulls, count);
 }
 
+Oid column_param_type(const TargetTable &t, int c)
+{
+    return t.as_text[c] ? TEXTARRAYOID : get_array_type(t.types[c]);
+}
+
 Datum column_array(const TargetTable &t, int c, Datum *values, bool *nulls, int64 n)
 {
+    int dims[1] = {static_cast<int>(n)};
+    int lbs[1] = {1};
+    if (t.as_text[c]) {
+        Oid output;
+        bool varlena;
+        getTypeOutputInfo(t.types[c], &output, &varlena);
+        Datum *texts = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+        for (int64 i = 0; i < n; i++)
+            texts[i] =
+                nulls[i] ? Datum(0) : CStringGetTextDatum(OidOutputFunctionCall(output, values[i]));
+        return PointerGetDatum(
+            construct_md_array(texts, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+    }
     int16 typlen;
     bool byval;
     char align;
     get_typlenbyvalalign(t.types[c], &typlen, &byval, &align);
-    int dims[1] = {static_cast<int>(n)};
-    int lbs[1] = {1};
     return PointerGetDatum(
         construct_md_array(values, nulls, 1, dims, lbs, t.types[c], typlen, byval, align));
 }

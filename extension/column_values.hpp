@@ -21,7 +21,12 @@ ColumnValues read_value_arrays(FunctionCallInfo fcinfo, int first, const TargetT
 void cast_column_array(Datum value, Oid type, const TargetTable &target, int column, EState *estate,
                        Datum **values, bool **nulls, int *count);
 
-// A one-dimensional array of given column `column`'s type from n values.
+// The type of a parameter holding values of given column `column`: its array type, or text[]
+// when the values travel as text (TargetTable::as_text).
+Oid column_param_type(const TargetTable &target, int column);
+
+// A one-dimensional array of given column `column`'s type (or of its values' text) from n
+// values: a statement's parameter, of column_param_type.
 Datum column_array(const TargetTable &target, int column, Datum *values, bool *nulls, int64 n);
 
 } // namespace idsync

@@ -1,7 +1,6 @@
 // The check of a batch of items (merge_items' input) in one pass over its jsonb, before
-// anything is written: every item well formed, the last point, and whether an item names a
-// column this node does not have. plpgsql needed several passes and a regular expression
-// per item for the same.
+// anything is written: every item well formed, and the last point. plpgsql needed several
+// passes and a regular expression per item for the same.
 #include "boundary.hpp"
 #include "item_values.hpp"
 
@@ -75,56 +74,21 @@ bool is_uuid_text(const char *s, int len)
     return true;
 }
 
-bool among(const JsonbValue *key, char **columns, const int *lengths, int ncolumns)
-{
-    for (int c = 0; c < ncolumns; c++)
-        if (lengths[c] == key->val.string.len &&
-            memcmp(columns[c], key->val.string.val, lengths[c]) == 0)
-            return true;
-    return false;
-}
-
-// True when the item (an object) has a key that is not among the columns.
-bool has_unknown_key(JsonbContainer *item, char **columns, const int *lengths, int ncolumns)
-{
-    JsonbIterator *it = JsonbIteratorInit(item);
-    JsonbValue v;
-    JsonbIteratorToken token;
-    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-        if (token == WJB_KEY && !among(&v, columns, lengths, ncolumns))
-            return true;
-    return false;
-}
-
 } // namespace
 
-// idsync._check_items(items jsonb, columns text[], OUT last_point bigint,
-// OUT unknown_columns boolean): 22023 naming the first malformed item; else the largest point
-// (NULL for no items) and whether an item has a key outside `columns`.
+// idsync._check_items(items jsonb) RETURNS bigint: 22023 naming the first malformed item; else
+// the largest point (NULL for no items).
 IDSYNC_FUNCTION(idsync_check_items)
 {
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                        errmsg("items and columns must not be NULL")));
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("items must not be NULL")));
     Jsonb *items = PG_GETARG_JSONB_P(0);
     if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
-    Datum *names;
-    bool *nulls;
-    int ncolumns;
-    deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls,
-                      &ncolumns);
-    char **columns = static_cast<char **>(palloc(sizeof(char *) * Max(ncolumns, 1)));
-    int *lengths = static_cast<int *>(palloc(sizeof(int) * Max(ncolumns, 1)));
-    for (int c = 0; c < ncolumns; c++) {
-        columns[c] = nulls[c] ? pstrdup("") : TextDatumGetCString(names[c]);
-        lengths[c] = nulls[c] ? -1 : strlen(columns[c]);
-    }
-
     PointBounds bounds = {NumericGetDatum(int64_to_numeric(0)),
                           NumericGetDatum(int64_to_numeric(PG_INT64_MAX))};
-    bool any = false, unknown = false;
+    bool any = false;
     int64 last = 0;
     int position = 0;
     JsonbIterator *it = JsonbIteratorInit(&items->root);
@@ -148,17 +112,11 @@ IDSYNC_FUNCTION(idsync_check_items)
             !(origin->type == jbvString &&
               is_uuid_text(origin->val.string.val, origin->val.string.len)))
             malformed(&element, position);
-        if (item_is_object && !unknown)
-            unknown = has_unknown_key(item->val.binary.data, columns, lengths, ncolumns);
         last = any ? Max(last, point) : point;
         any = true;
     }
 
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("_check_items must return a record")));
-    Datum values[2] = {Int64GetDatum(last), BoolGetDatum(unknown)};
-    bool result_nulls[2] = {!any, false};
-    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, result_nulls)));
+    if (!any)
+        PG_RETURN_NULL();
+    PG_RETURN_INT64(last);
 }

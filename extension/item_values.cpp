@@ -2,11 +2,10 @@
 
 namespace idsync {
 
-bool prepare_item_column(ItemColumn &c, Form_pg_attribute att)
+void prepare_item_column(ItemColumn &c, Form_pg_attribute att)
 {
     Oid base = getBaseType(att->atttypid);
-    if (type_is_array(base) || type_is_rowtype(base))
-        return false;
+    c.populated = type_is_array(base) || type_is_rowtype(base);
     c.name = pstrdup(NameStr(att->attname));
     c.length = strlen(c.name);
     Oid input;
@@ -17,11 +16,14 @@ bool prepare_item_column(ItemColumn &c, Form_pg_attribute att)
     c.json = base == JSONOID || base == JSONBOID;
     c.domain = base != att->atttypid;
     c.reference = nullptr;
-    return true;
 }
 
 Datum read_item_value(ItemColumn &c, JsonbValue *v)
 {
+    if (c.populated)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("a natural key cannot hold column %s of type %s", c.name,
+                               format_type_be(c.type))));
     char *text;
     if (c.json || v->type == jbvBinary) {
         Jsonb *jb = JsonbValueToJsonb(v);

@@ -17,17 +17,21 @@ struct ItemColumn {
     Oid type;
     bool json;   // json or jsonb (or a domain over one): takes the JSON text of any value
     bool domain; // a domain, whose constraints also judge a NULL
+    // An array or composite (or a domain over one): jsonb_populate_record reads these in ways
+    // of their own (a JSON array element by element, an object field by field), so a merge
+    // reads them through jsonb_to_record itself (merge_items.cpp).
+    bool populated;
     // A translated reference: the value is the natural key of a row of another table, resolved
     // to that row's local id (reference_keys.hpp); nullptr for a plain column.
     KeyResolver *reference;
 };
 
-// Prepares the reading of a column of attribute `att`; false for types only the SQL merge reads
-// (arrays and composites, which jsonb_populate_record reads in ways of their own).
-bool prepare_item_column(ItemColumn &column, Form_pg_attribute att);
+// Prepares the reading of a column of attribute `att`.
+void prepare_item_column(ItemColumn &column, Form_pg_attribute att);
 
 // A non-null item value in the column's type: a string as its text, a number, boolean, object
 // or array as its JSON text (any value, for json columns); errors as the type's input raises.
+// Not for populated columns.
 Datum read_item_value(ItemColumn &column, JsonbValue *value);
 
 // Checks a NULL (a JSON null or an absent key) against the column's domain, as

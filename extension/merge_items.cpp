@@ -1,90 +1,244 @@
 // idsync._merge_batch: the merge of a batch of items (merge_items) on the insert-missing engine
-// (insert_missing.hpp). The items' values are read straight from the jsonb into the target's
-// column types, translated references arrive as natural keys and are resolved to local ids
-// (reference_keys.hpp), and the rows are grouped by key in the key index's order. Then:
-// - insert_only: the rows this node lacks are inserted with the node each comes from; the rows
-//   it has stay as they are, whatever their other columns hold;
-// - lww: per key the newest row wins, within the batch and against the stored row
-//   (newest_rows.hpp).
-// The batch is checked before (idsync._check_items). The staged SQL merge (sql/src/merges.sql)
-// remains the way for what this does not take: row-level security, array and composite
-// columns, batches with a row that waits for a referenced row, and every batch that fails here
-// (the caller undoes it and stages the rows, parking the ones refused or waiting).
+// (merge_rows.hpp). The items' values are read straight from the jsonb into the target's column
+// types, as jsonb_populate_record reads them, so that a value converts here exactly as it would
+// there; array and composite values are read by jsonb_to_record itself. A row that names a
+// column this node lacks, or whose value does not convert, is parked with its error; the rest
+// is merged. The batch is checked before (idsync._check_items).
+//
+// idsync._waiting_ready: which of a table's rows parked as waiting would no longer wait.
 #include "boundary.hpp"
-#include "insert_missing.hpp"
 #include "merge_rows.hpp"
-#include "newest_rows.hpp"
+#include "state_access.hpp"
+#include "subtransaction.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
 
 namespace {
 
-// The rows of the batch: the items that are objects (an item of null is the receiver's own row:
-// only its point counts), one array per column, and the origin of each as the last column. A
-// translated reference holds its natural key (a JsonbContainer pointer into `items`) until
-// resolve_references.
-ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum source,
-                        bool source_null)
+// Splits the batch into rows: the items that are objects (an item of null is the receiver's own
+// row: only its point counts), with their points and origins. A row with a key that is not one
+// of the table's replicated columns is set aside at once.
+MergeRows split_items(Merge &m, Jsonb *items)
 {
-    int64 capacity = Max(JsonContainerSize(&items->root), 1);
-    ColumnValues v = {0, work_array<Datum *>(ncolumns + 1), work_array<bool *>(ncolumns + 1)};
-    for (int c = 0; c <= ncolumns; c++) {
-        v.values[c] = work_array0<Datum>(capacity);
-        v.nulls[c] = work_array<bool>(capacity);
-        memset(v.nulls[c], true, sizeof(bool) * capacity);
-    }
+    int64 capacity = JsonContainerSize(&items->root);
+    MergeRows rows = new_merge_rows(m, capacity);
+    rows.item = work_array<JsonbValue>(capacity);
+    rows.point = work_array<int64>(capacity);
     JsonbIterator *it = JsonbIteratorInit(&items->root);
     JsonbValue element;
     while (next_array_element(&it, &element)) {
         if (element.type != jbvBinary || !JsonContainerIsObject(element.val.binary.data))
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("malformed item")));
-        JsonbValue item_value, origin_value;
-        JsonbValue *item =
-            getKeyJsonValueFromContainer(element.val.binary.data, "item", 4, &item_value);
-        if (item == nullptr || item->type != jbvBinary ||
-            !JsonContainerIsObject(item->val.binary.data))
+        JsonbValue item, point, origin;
+        JsonbContainer *envelope = element.val.binary.data;
+        if (getKeyJsonValueFromContainer(envelope, "item", 4, &item) == nullptr ||
+            item.type != jbvBinary || !JsonContainerIsObject(item.val.binary.data))
             continue;
-        int64 row = v.nrows++;
-        JsonbIterator *fields = JsonbIteratorInit(item->val.binary.data);
+        int64 row = rows.values.nrows++;
+        rows.item[row] = item;
+        rows.point[row] = getKeyJsonValueFromContainer(envelope, "point", 5, &point) != nullptr &&
+                                  point.type == jbvNumeric
+                              ? DatumGetInt64(DirectFunctionCall1(
+                                    numeric_int8, NumericGetDatum(point.val.numeric)))
+                              : 0;
+        ColumnValues &v = rows.values;
+        if (getKeyJsonValueFromContainer(envelope, "origin", 6, &origin) != nullptr &&
+            origin.type == jbvString) {
+            char *text = pnstrdup(origin.val.string.val, origin.val.string.len);
+            v.values[m.ncolumns][row] = DirectFunctionCall1(uuid_in, CStringGetDatum(text));
+            v.nulls[m.ncolumns][row] = false;
+        } else {
+            v.values[m.ncolumns][row] = m.source;
+            v.nulls[m.ncolumns][row] = m.source_null;
+        }
+
+        StringInfoData unknown;
+        initStringInfo(&unknown);
+        JsonbIterator *fields = JsonbIteratorInit(item.val.binary.data);
+        JsonbValue value;
+        JsonbIteratorToken token;
+        while ((token = JsonbIteratorNext(&fields, &value, true)) != WJB_DONE)
+            if (token == WJB_KEY && find_item_column(m.columns, m.ncolumns, &value) < 0)
+                appendStringInfo(&unknown, "%s%.*s", unknown.len ? ", " : "", value.val.string.len,
+                                 value.val.string.val);
+        if (unknown.len > 0)
+            set_aside(m, rows, row, ERRCODE_UNDEFINED_COLUMN,
+                      psprintf("column %s of table %s does not exist on this node", unknown.data,
+                               relid_name(m.relid)),
+                      nullptr);
+    }
+    return rows;
+}
+
+struct ReadCall {
+    Merge *m;
+    MergeRows *rows;
+    int64 first;
+    int64 count;
+};
+
+// Reads the values of rows first .. first + count - 1 that are not settled; translated
+// references keep their natural keys for settle_references, arrays and composites wait for
+// read_populated.
+void run_read_values(void *arg)
+{
+    auto *call = static_cast<ReadCall *>(arg);
+    Merge &m = *call->m;
+    MergeRows &rows = *call->rows;
+    for (int64 row = call->first; row < call->first + call->count; row++) {
+        if (rows.settled[row])
+            continue;
+        for (int c = 0; c < m.ncolumns; c++)
+            rows.values.nulls[c][row] = true;
+        JsonbIterator *fields = JsonbIteratorInit(rows.item[row].val.binary.data);
         JsonbValue value;
         int column = -1;
         JsonbIteratorToken token;
         while ((token = JsonbIteratorNext(&fields, &value, true)) != WJB_DONE) {
             if (token == WJB_KEY) {
-                column = find_item_column(columns, ncolumns, &value);
-                if (column < 0)
-                    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                                    errmsg("column \"%.*s\" does not exist on this node",
-                                           value.val.string.len, value.val.string.val)));
-            } else if (token == WJB_VALUE && value.type != jbvNull) {
-                ItemColumn &c = columns[column];
-                if (c.reference == nullptr)
-                    v.values[column][row] = read_item_value(c, &value);
-                else if (value.type == jbvBinary)
-                    v.values[column][row] = PointerGetDatum(value.val.binary.data);
-                else
-                    ereport(ERROR,
-                            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                             errmsg("reference %s is not a natural key (a JSON object)", c.name)));
-                v.nulls[column][row] = false;
+                column = find_item_column(m.columns, m.ncolumns, &value);
+                continue;
             }
+            ItemColumn &c = m.columns[column];
+            if (token != WJB_VALUE || value.type == jbvNull || c.populated)
+                continue;
+            if (c.reference == nullptr) {
+                rows.values.values[column][row] = read_item_value(c, &value);
+            } else if (value.type == jbvBinary) {
+                rows.keys[column][row] = value.val.binary.data;
+            } else {
+                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                                errmsg("a natural key does not convert: reference %s is not a JSON "
+                                       "object",
+                                       c.name)));
+            }
+            rows.values.nulls[column][row] = false;
         }
-        for (int c = 0; c < ncolumns; c++)
-            if (v.nulls[c][row])
-                check_item_null(columns[c]);
-        JsonbValue *origin =
-            getKeyJsonValueFromContainer(element.val.binary.data, "origin", 6, &origin_value);
-        if (origin != nullptr && origin->type == jbvString) {
-            char *text = pnstrdup(origin->val.string.val, origin->val.string.len);
-            v.values[ncolumns][row] = DirectFunctionCall1(uuid_in, CStringGetDatum(text));
-            v.nulls[ncolumns][row] = false;
-        } else {
-            v.values[ncolumns][row] = source;
-            v.nulls[ncolumns][row] = source_null;
+        for (int c = 0; c < m.ncolumns; c++)
+            if (rows.values.nulls[c][row] && !m.columns[c].populated)
+                check_item_null(m.columns[c]);
+    }
+}
+
+// The statement that reads the array and composite columns of items as jsonb_populate_record
+// does: over the whole batch ($1, the items), or over one item object ($1).
+SPIPlanPtr prepare_populate(const Merge &m, bool whole_batch)
+{
+    StringInfoData sql, list, definition;
+    initStringInfo(&sql);
+    initStringInfo(&list);
+    initStringInfo(&definition);
+    for (int c = 0; c < m.ncolumns; c++) {
+        if (!m.columns[c].populated)
+            continue;
+        const char *name = quote_identifier(m.columns[c].name);
+        appendStringInfo(&list, "%sr.%s", list.len ? ", " : "", name);
+        appendStringInfo(&definition, "%s%s %s", definition.len ? ", " : "", name,
+                         format_type_with_typemod(m.columns[c].type, m.columns[c].typmod));
+    }
+    if (whole_batch)
+        appendStringInfo(&sql,
+                         "SELECT %s FROM pg_catalog.jsonb_array_elements($1) WITH ORDINALITY "
+                         "AS e (x, n), pg_catalog.jsonb_to_record(e.x OPERATOR(pg_catalog.->) "
+                         "'item') AS r (%s) WHERE pg_catalog.jsonb_typeof(e.x "
+                         "OPERATOR(pg_catalog.->) 'item') OPERATOR(pg_catalog.=) 'object' "
+                         "ORDER BY e.n",
+                         list.data, definition.data);
+    else
+        appendStringInfo(&sql, "SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r (%s)", list.data,
+                         definition.data);
+    Oid types[1] = {JSONBOID};
+    int pinned = pin_search_path();
+    SPIPlanPtr plan = SPI_prepare(sql.data, 1, types);
+    unpin_search_path(pinned);
+    if (plan == nullptr)
+        elog(ERROR, "idsync could not prepare \"%s\": %s", sql.data,
+             SPI_result_code_string(SPI_result));
+    return plan;
+}
+
+struct PopulateCall {
+    Merge *m;
+    MergeRows *rows;
+    SPIPlanPtr plan;
+    Datum argument;
+    int64 first; // the row of the first result row
+};
+
+// Runs the populate statement and keeps the values of the rows it returns (from `first` on).
+void run_populate(void *arg)
+{
+    auto *call = static_cast<PopulateCall *>(arg);
+    Merge &m = *call->m;
+    MergeRows &rows = *call->rows;
+    if (SPI_execute_plan(call->plan, &call->argument, nullptr, true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "idsync: reading array and composite values failed");
+    SPITupleTable *result = SPI_tuptable;
+    for (uint64 j = 0; j < SPI_processed; j++) {
+        int64 row = call->first + static_cast<int64>(j);
+        int field = 0;
+        for (int c = 0; c < m.ncolumns; c++) {
+            if (!m.columns[c].populated)
+                continue;
+            bool isnull;
+            Datum d = SPI_getbinval(result->vals[j], result->tupdesc, ++field, &isnull);
+            rows.values.nulls[c][row] = isnull;
+            rows.values.values[c][row] = isnull ? Datum(0) : datumCopy(d, false, -1);
         }
     }
-    return v;
+    SPI_freetuptable(result);
+}
+
+bool any_populated(const Merge &m)
+{
+    for (int c = 0; c < m.ncolumns; c++)
+        if (m.columns[c].populated)
+            return true;
+    return false;
+}
+
+// Reads every row's values; when one does not convert, each row on its own, and the rows that
+// do not convert are set aside with their errors.
+void read_values(Merge &m, MergeRows &rows, Jsonb *items)
+{
+    int64 n = rows.values.nrows;
+    ReadCall call = {&m, &rows, 0, n};
+    if (try_subtransaction(run_read_values, &call, row_error) != nullptr)
+        for (int64 row = 0; row < n; row++) {
+            ReadCall one = {&m, &rows, row, 1};
+            ErrorData *error;
+            if (!rows.settled[row] &&
+                (error = try_subtransaction(run_read_values, &one, row_error)) != nullptr)
+                set_aside_error(m, rows, row, error);
+        }
+    if (!any_populated(m) || n == 0)
+        return;
+    PopulateCall whole = {&m, &rows, prepare_populate(m, true), JsonbPGetDatum(items), 0};
+    ErrorData *failed = try_subtransaction(run_populate, &whole, row_error);
+    SPI_freeplan(whole.plan);
+    if (failed == nullptr)
+        return;
+    SPIPlanPtr one_plan = prepare_populate(m, false);
+    for (int64 row = 0; row < n; row++) {
+        if (rows.settled[row])
+            continue;
+        PopulateCall one = {&m, &rows, one_plan, JsonbPGetDatum(JsonbValueToJsonb(&rows.item[row])),
+                            row};
+        ErrorData *error = try_subtransaction(run_populate, &one, row_error);
+        if (error != nullptr)
+            set_aside_error(m, rows, row, error);
+    }
+    SPI_freeplan(one_plan);
+}
+
+Jsonb *items_arg(FunctionCallInfo fcinfo)
+{
+    Jsonb *items = DatumGetJsonbP(required_arg(fcinfo, 1, "items"));
+    if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
+    return items;
 }
 
 } // namespace
@@ -93,65 +247,44 @@ ColumnValues read_items(Jsonb *items, ItemColumn *columns, int ncolumns, Datum s
 
 using namespace idsync;
 
-namespace {
-
-Datum counts_record(FunctionCallInfo fcinfo, MergeCounts counts, bool taken)
-{
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("_merge_batch must return a record")));
-    Datum values[2] = {Int32GetDatum(static_cast<int32>(counts.inserted)),
-                       Int32GetDatum(static_cast<int32>(counts.updated))};
-    bool nulls[2] = {!taken, !taken};
-    return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
-}
-
-} // namespace
-
 // idsync._merge_batch(target regclass, items jsonb, source uuid, OUT inserted integer,
-// OUT updated integer): what the merge inserted and updated, or NULLs when the table or batch
-// is one the SQL merge takes (see the top).
+// OUT updated integer, OUT rejected integer): merges the items and parks what it cannot.
 IDSYNC_FUNCTION(idsync_merge_batch)
 {
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
-    Jsonb *items = DatumGetJsonbP(required_arg(fcinfo, 1, "items"));
-    const Registration *reg = engine_registration(relid, true);
-    if (reg == nullptr)
-        return counts_record(fcinfo, {0, 0}, false);
-    if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
+    Jsonb *items = items_arg(fcinfo);
+    Merge m;
+    begin_merge(m, relid, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+    MergeRows rows = split_items(m, items);
+    read_values(m, rows, items);
+    settle_references(m, rows);
+    write_rows(m, rows, true);
+    flush_parked(m);
+    end_merge(m);
+    return merge_counts_record(fcinfo, m);
+}
 
-    // The column types are read under a lock kept to the end of the transaction, so that they
-    // cannot change before the rows are written.
-    check_before_lock(relid, ACL_SELECT | ACL_INSERT);
-    Relation rel = relation_open(relid, AccessShareLock);
-    ItemColumn *columns = work_array0<ItemColumn>(RelationGetDescr(rel)->natts);
-    int ncolumns = replicated_columns(rel, reg, columns);
-    relation_close(rel, NoLock);
-    if (ncolumns < reg->nkey)
-        return counts_record(fcinfo, {0, 0}, false);
-
-    Batch b = {};
-    begin_batch(b, relid, column_names(columns, ncolumns), reg->nkey);
-    b.plain_first = true;
-    b.values = read_items(items, columns, ncolumns, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2),
-                          PG_ARGISNULL(2));
-    bool resolved = resolve_references(b.values, columns, ncolumns);
-    close_resolvers(columns, ncolumns);
-    MergeCounts counts = {0, 0};
-    bool taken = resolved;
-    if (taken && reg->lww) {
-        b.keys = group_rows(b.target, b.values);
-        taken = keep_newest(b, reg);
-        if (taken)
-            counts = upsert_newest(b, reg);
-    } else if (taken) {
-        resolve_batch(b);
-        for (int64 g = 0; g < b.keys.ngroups; g++)
-            counts.inserted += b.ids.state[g] == IdState::inserted;
-    }
-    end_batch(b);
-    return counts_record(fcinfo, counts, taken);
+// idsync._waiting_ready(target regclass, items jsonb) RETURNS bigint[]: the points of the items
+// (rows parked as waiting, each with its reject_id as its point) that would no longer wait: their
+// values convert and what they reference is here. Nothing is written.
+IDSYNC_FUNCTION(idsync_waiting_ready)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    Jsonb *items = items_arg(fcinfo);
+    Merge m;
+    begin_merge(m, relid, Datum(0), true);
+    MergeRows rows = split_items(m, items);
+    read_values(m, rows, items);
+    settle_references(m, rows);
+    Datum *ready = work_array<Datum>(rows.values.nrows);
+    int count = 0;
+    for (int64 row = 0; row < rows.values.nrows; row++)
+        if (!rows.settled[row])
+            ready[count++] = Int64GetDatum(rows.point[row]);
+    MemoryContext work = MemoryContextSwitchTo(m.batch.caller); // outlives end_merge
+    ArrayType *result =
+        construct_array(ready, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+    MemoryContextSwitchTo(work);
+    end_merge(m);
+    PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -1,31 +1,87 @@
-// What the merges on the insert-missing engine share (merge_new_rows.cpp for batches of items,
-// merge_staged_rows.cpp for staging tables): which tables they take, the replicated columns in
-// the order the engine wants them, and the resolution of translated references.
+// What the merges on the insert-missing engine share (merge_items.cpp for batches of items,
+// merge_staged_rows.cpp for staging tables). A merge reads its rows, sets aside the ones it
+// cannot write yet or at all, and writes the rest:
+//   1. translated references are resolved to local ids (reference_keys.hpp): a row whose
+//      referenced row has not arrived waits; a natural key that does not convert is refused;
+//   2. the other foreign keys are looked up in their parent tables: a row whose parent row is
+//      missing waits;
+//   3. the rest is written on the engine in the key index's order: in insert_only tables the
+//      rows this node lacks are inserted, in lww tables the newest row per key wins
+//      (newest_rows.hpp). When the table refuses a row (a constraint, a trigger), the rows are
+//      written again by halves until the refused ones stand alone: k bad rows cost about
+//      2k log n attempts, and the good rows all merge;
+//   4. the rows set aside are parked in idsync.rejects (parked_rows.hpp), waiting ones with
+//      SQLSTATE 23503, for retry_waiting to merge when what they wait for arrives.
 #pragma once
 
-#include "column_values.hpp"
+#include "insert_missing.hpp"
 #include "item_values.hpp"
+#include "newest_rows.hpp"
+#include "parked_rows.hpp"
 #include "registration.hpp"
 
 namespace idsync {
 
-// The registration of `relid` when the engine takes its merges (insert_only, or lww where
-// `lww_ok`; no row-level security), else nullptr; 55000 when the table is not registered.
-const Registration *engine_registration(Oid relid, bool lww_ok);
+struct PlainReference;
 
-// The replicated columns: the registered key columns first, then the other stored columns in
-// table order, leaving out local ones (idsync_origin is local: it is carried separately).
-// Translated references get their resolvers. Returns -1 when a column is one only the SQL merge
-// reads (arrays, composites, a reference whose keys cannot be read here).
-int replicated_columns(Relation rel, const Registration *reg, ItemColumn *out);
+// The rows of one merge: a batch of items, or a chunk of a staging table.
+struct MergeRows {
+    ColumnValues values;    // the replicated columns (Merge::columns), then idsync_origin
+    JsonbContainer ***keys; // [column] of a translated reference: each row's natural key
+    JsonbValue *item;       // [row] the item as it came (items), or nullptr (staging)
+    int64 *point;           // [row] the item's point (items), or nullptr
+    bool *settled;          // [row] set aside (parked, or to be): not written
+};
 
-// The names of `columns` and idsync_origin, as a text[] for begin_batch.
-ArrayType *column_names(const ItemColumn *columns, int ncolumns);
+struct Merge {
+    Oid relid;
+    const Registration *reg;
+    ItemColumn *columns; // the replicated columns: the key first (replicated_columns)
+    int ncolumns;
+    PlainReference *plain; // the foreign keys that are not translated
+    int nplain;
+    // [column] of a translated reference: the rank of its foreign key by constraint name (a row
+    // that waits for several rows is parked naming the first), as PlainReference::rank
+    int *column_rank;
+    Batch batch;
+    Datum source;
+    bool source_null;
+    ParkedRows parked;
+    MergeCounts counts;
+    int64 rejected;
+};
 
-// Turns the natural keys of translated references (JsonbContainer pointers in the values) into
-// local ids; false when a referenced row is not on this node (the row waits).
-bool resolve_references(ColumnValues &values, ItemColumn *columns, int ncolumns);
+// Opens a merge into registered table `relid` in the name of `source`: the table locked, its
+// replicated columns read, the tables its references point to opened and locked (before any
+// subtransaction). 55000 when the table is not registered, 42501 when row-level security hides
+// rows of it or of a table it references.
+void begin_merge(Merge &m, Oid relid, Datum source, bool source_null);
 
-void close_resolvers(ItemColumn *columns, int ncolumns);
+// Room for n rows, none settled.
+MergeRows new_merge_rows(const Merge &m, int64 n);
+
+// Sets row `row` aside with the error that refused it (parked by flush_parked).
+void set_aside(Merge &m, MergeRows &rows, int64 row, int sqlerrcode, const char *message,
+               const char *detail);
+void set_aside_error(Merge &m, MergeRows &rows, int64 row, const ErrorData *error,
+                     const char *prefix = nullptr);
+
+// Steps 1 and 2: resolves the translated references of the rows not settled, and sets aside
+// the rows that wait or whose natural keys do not convert.
+void settle_references(Merge &m, MergeRows &rows);
+
+// Step 3 for the rows not settled. `by_halves`: refused rows are set aside (each attempt in a
+// subtransaction); without it an error propagates (the caller has a subtransaction of its own
+// and tries again by halves).
+void write_rows(Merge &m, MergeRows &rows, bool by_halves);
+
+// Step 4: parks the rows set aside so far.
+void flush_parked(Merge &m);
+
+// The merge function's result: (inserted, updated, rejected).
+Datum merge_counts_record(FunctionCallInfo fcinfo, const Merge &m);
+
+// Releases what begin_merge took, except the locks, which last until the transaction ends.
+void end_merge(Merge &m);
 
 } // namespace idsync

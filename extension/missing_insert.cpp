@@ -1,6 +1,7 @@
 #include "missing_insert.hpp"
 
 #include "state_access.hpp"
+#include "subtransaction.hpp"
 
 #include "work_array.hpp"
 
@@ -53,7 +54,7 @@ SPIPlanPtr prepare_insert(const TargetTable &t, bool on_conflict)
 {
     Oid *argtypes = work_array<Oid>(t.ncolumns);
     for (int c = 0; c < t.ncolumns; c++)
-        argtypes[c] = get_array_type(t.types[c]);
+        argtypes[c] = column_param_type(t, c);
     int pinned = pin_search_path();
     char *sql = build_insert_sql(t, on_conflict);
     SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns, argtypes);
@@ -120,44 +121,37 @@ void insert_all(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v, co
         insert_chunk(plan, t, v, k, groups + start, Min(kInsertChunk, count - start), ids);
 }
 
+struct InsertCall {
+    SPIPlanPtr plan;
+    const TargetTable *t;
+    const ColumnValues *v;
+    const RowKeys *k;
+    const int32 *groups;
+    int64 count;
+    GroupIds *ids;
+};
+
+void run_insert_call(void *arg)
+{
+    auto *c = static_cast<InsertCall *>(arg);
+    insert_all(c->plan, *c->t, *c->v, *c->k, c->groups, c->count, *c->ids);
+}
+
 // The plain INSERT in a subtransaction; false, with nothing inserted, after a unique violation.
-// Any other error is raised as it came. (Only PostgreSQL-managed memory lives in this frame, so
-// the error's longjmp skips no destructor.)
+// Any other error is raised as it came.
 bool try_plain_insert(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v,
                       const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
 {
-    MemoryContext context = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(context);
-    bool inserted = true;
-    PG_TRY();
-    {
-        insert_all(plan, t, v, k, groups, count, ids);
-        ReleaseCurrentSubTransaction();
+    InsertCall call = {plan, &t, &v, &k, groups, count, &ids};
+    ErrorData *error = try_subtransaction(run_insert_call, &call, unique_violation);
+    if (error == nullptr)
+        return true;
+    FreeErrorData(error);
+    for (int64 i = 0; i < count; i++) { // what the rolled-back attempt marked
+        ids.id[groups[i]] = 0;
+        ids.state[groups[i]] = IdState::missing;
     }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        ErrorData *error = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(context);
-        CurrentResourceOwner = owner;
-        if (error->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-            ReThrowError(error);
-        FreeErrorData(error);
-        inserted = false;
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(context);
-    CurrentResourceOwner = owner;
-    if (!inserted)
-        for (int64 i = 0; i < count; i++) { // what the rolled-back attempt marked
-            ids.id[groups[i]] = 0;
-            ids.state[groups[i]] = IdState::missing;
-        }
-    return inserted;
+    return false;
 }
 
 } // namespace
@@ -180,17 +174,33 @@ Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowK
 
 void append_insert_from_arrays(StringInfo sql, const TargetTable &t, const char *alias)
 {
-    StringInfoData columns;
+    StringInfoData columns, typed;
     initStringInfo(&columns);
-    for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(&columns, "%s%s", c ? ", " : "", quote_identifier(t.columns[c]));
-    appendStringInfo(sql, "INSERT INTO %s AS %s (%s) SELECT * FROM ROWS FROM (", t.name, alias,
-                     columns.data);
+    initStringInfo(&typed);
+    bool any_text = false;
+    for (int c = 0; c < t.ncolumns; c++) {
+        const char *column = quote_identifier(t.columns[c]);
+        appendStringInfo(&columns, "%s%s", c ? ", " : "", column);
+        // Values that travel as text are read back with the column type's input function.
+        if (t.as_text[c])
+            appendStringInfo(&typed, "%su.%s::%s AS %s", c ? ", " : "", column,
+                             format_type_with_typemod(t.types[c], t.typmods[c]), column);
+        else
+            appendStringInfo(&typed, "%su.%s", c ? ", " : "", column);
+        any_text |= t.as_text[c];
+    }
+    appendStringInfo(sql, "INSERT INTO %s AS %s (%s) SELECT * FROM ", t.name, alias, columns.data);
+    if (any_text)
+        appendStringInfo(sql, "(SELECT %s FROM ", typed.data);
     // ROWS FROM: the multi-argument unnest shorthand exists only for the unqualified name.
+    appendStringInfoString(sql, "ROWS FROM (");
     for (int c = 0; c < t.ncolumns; c++)
         appendStringInfo(sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
-    appendStringInfo(sql, ") AS s (%s)", columns.data);
+    appendStringInfo(sql, ") AS %s (%s)", any_text ? "u" : "s", columns.data);
+    if (any_text)
+        appendStringInfoString(sql, ") AS s");
     pfree(columns.data);
+    pfree(typed.data);
 }
 
 MissingInsert prepare_missing_insert(const TargetTable &t)

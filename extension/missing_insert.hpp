@@ -22,7 +22,8 @@ struct MissingInsert {
 };
 
 // "INSERT INTO <target> AS <alias> (<given columns>) SELECT * FROM ROWS FROM
-// (pg_catalog.unnest($1), ...) AS s (<given columns>)": the rows of one array per column.
+// (pg_catalog.unnest($1), ...) AS s (<given columns>)": the rows of one array per column. When
+// some values travel as text, s is a subquery that casts them back to their column types.
 void append_insert_from_arrays(StringInfo sql, const TargetTable &target, const char *alias);
 
 // The values of given column c of the distinct rows groups[0 .. count-1] (each group's

@@ -96,23 +96,24 @@ char *build_upsert_sql(const TargetTable &t, const Registration *reg)
 
 } // namespace
 
-bool keep_newest(Batch &b, const Registration *reg)
+void keep_newest(Batch &b, const Registration *reg)
 {
     int version = column_index(b.target, reg->version_column);
     const ColumnValues &v = b.values;
     RowKeys &k = b.keys;
-    for (int64 row = 0; row < v.nrows; row++)
-        if (v.nulls[version][row])
-            return false;
     NaturalHash *hash = nullptr;
     for (int64 row = 0; row < v.nrows; row++) {
         int32 g = k.row_group[row];
         int32 best = k.group_row[g];
-        if (best == row)
+        // A row without a version loses to one with (and its insert fails, parking it).
+        if (best == row || v.nulls[version][row])
             continue;
-        int64 a = DatumGetInt64(v.values[version][row]);
-        int64 w = DatumGetInt64(v.values[version][best]);
-        int cmp = (a > w) - (a < w);
+        int cmp = 1;
+        if (!v.nulls[version][best]) {
+            int64 a = DatumGetInt64(v.values[version][row]);
+            int64 w = DatumGetInt64(v.values[version][best]);
+            cmp = (a > w) - (a < w);
+        }
         if (cmp == 0) {
             if (hash == nullptr)
                 hash = natural_hash(b.target.rel, reg, CurrentMemoryContext);
@@ -121,7 +122,6 @@ bool keep_newest(Batch &b, const Registration *reg)
         if (cmp > 0)
             k.group_row[g] = static_cast<int32>(row);
     }
-    return true;
 }
 
 MergeCounts upsert_newest(Batch &b, const Registration *reg)
@@ -133,7 +133,7 @@ MergeCounts upsert_newest(Batch &b, const Registration *reg)
         return counts;
     Oid *argtypes = work_array<Oid>(t.ncolumns + 1);
     for (int c = 0; c < t.ncolumns; c++)
-        argtypes[c] = get_array_type(t.types[c]);
+        argtypes[c] = column_param_type(t, c);
     argtypes[t.ncolumns] = TEXTARRAYOID;
     // Parsed with search_path pinned (the plan keeps it for replanning), run as the caller.
     int pinned = pin_search_path();

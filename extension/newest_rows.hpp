@@ -14,9 +14,9 @@ struct MergeCounts {
     int64 updated;
 };
 
-// Makes each group's group_row its newest row (b.keys from group_rows). False when a version is
-// NULL (the SQL merge takes such a batch).
-bool keep_newest(Batch &b, const Registration *reg);
+// Makes each group's group_row its newest row (b.keys from group_rows); a row without a
+// version is the oldest.
+void keep_newest(Batch &b, const Registration *reg);
 
 // Writes the newest rows of b (after keep_newest) and counts what was inserted and updated.
 MergeCounts upsert_newest(Batch &b, const Registration *reg);

@@ -3,6 +3,7 @@
 #include "key_probe.hpp"
 #include "registration.hpp"
 #include "row_keys.hpp"
+#include "state_access.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
@@ -16,7 +17,7 @@ struct KeyResolver {
     int nkey;
     ItemColumn *keys; // the parent's key columns (a nested one has `reference` set)
     bool opened;
-    TargetTable target; // opened on first use, for lookups only
+    TargetTable target; // opened by open_resolver, for lookups only
 };
 
 namespace {
@@ -71,16 +72,25 @@ KeyResolver *column_resolver(Relation rel, AttrNumber attnum, int depth)
         if (fk->nkeys == 1 && fk->conkey[0] == attnum)
             return make_resolver(fk->confrelid, fk->confkey[0], depth);
     }
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("column %s of table %s is no longer a reference",
+                           quote_identifier(get_attname(RelationGetRelid(rel), attnum, false)),
+                           relid_name(RelationGetRelid(rel))),
+                    errhint("ALTER the table, or register it again, to rebuild its plan.")));
     return nullptr;
 }
 
 KeyResolver *make_resolver(Oid parent, AttrNumber id, int depth)
 {
     if (depth > kMaxNesting)
-        return nullptr;
+        ereport(ERROR, (errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
+                        errmsg("natural keys nest deeper than %d levels at table %s", kMaxNesting,
+                               relid_name(parent))));
     const Registration *reg = load_registration(parent, CurrentMemoryContext);
     if (reg == nullptr || reg->nkey == 0)
-        return nullptr;
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("table %s is not registered for replication", relid_name(parent)),
+                        errdetail("A registered table references it by its local ids.")));
     auto *r = static_cast<KeyResolver *>(palloc0(sizeof(KeyResolver)));
     r->parent = parent;
     r->id = id;
@@ -90,40 +100,70 @@ KeyResolver *make_resolver(Oid parent, AttrNumber id, int depth)
     check_before_lock(parent, ACL_SELECT);
     Relation rel = relation_open(parent, AccessShareLock);
     Oid id_type = TupleDescAttr(RelationGetDescr(rel), id - 1)->atttypid;
-    bool usable = id_type == INT2OID || id_type == INT4OID || id_type == INT8OID;
-    for (int k = 0; usable && k < reg->nkey; k++) {
+    if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("references to column %s of table %s, of type %s, cannot be "
+                               "translated",
+                               quote_identifier(get_attname(parent, id, false)), relid_name(parent),
+                               format_type_be(id_type)),
+                        errdetail("A reference to a local id needs a smallint, integer or bigint "
+                                  "id.")));
+    for (int k = 0; k < reg->nkey; k++) {
         AttrNumber attnum = get_attnum(parent, reg->key_columns[k]);
-        usable = attnum > 0 &&
-                 prepare_item_column(r->keys[k], TupleDescAttr(RelationGetDescr(rel), attnum - 1));
-        if (usable &&
-            registered_name_among(reg->key_columns[k], reg->reference_columns, reg->nreferences)) {
+        if (attnum <= 0)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                            errmsg("key column %s of table %s does not exist",
+                                   quote_identifier(reg->key_columns[k]), relid_name(parent))));
+        prepare_item_column(r->keys[k], TupleDescAttr(RelationGetDescr(rel), attnum - 1));
+        if (registered_name_among(reg->key_columns[k], reg->reference_columns, reg->nreferences))
             r->keys[k].reference = column_resolver(rel, attnum, depth + 1);
-            usable = r->keys[k].reference != nullptr;
-        }
     }
     relation_close(rel, NoLock);
-    return usable ? r : nullptr;
+    return r;
 }
 
-bool resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, Datum *out,
-                  bool *out_null)
+void open_resolver(KeyResolver *r)
 {
-    // The non-NULL references, as rows of the parent's key columns.
+    if (r == nullptr || r->opened)
+        return;
+    for (int k = 0; k < r->nkey; k++)
+        open_resolver(r->keys[k].reference);
+    // Kept with the resolver: callers reset their per-chunk memory between calls.
+    MemoryContext caller = MemoryContextSwitchTo(GetMemoryChunkContext(r));
+    r->target = open_lookup_target(r->parent, key_names(r), r->nkey, r->id);
+    MemoryContextSwitchTo(caller);
+    r->opened = true;
+    // The lookups read the index directly; a policy hiding rows must not be passed by.
+    if (r->target.row_security)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("row-level security hides rows of table %s from role %s",
+                        relid_name(r->parent), GetUserNameFromId(GetUserId(), false)),
+                 errdetail("A merge resolves references through every row of the tables they "
+                           "reference."),
+                 errhint("Replicate as the table's owner or as a role with BYPASSRLS.")));
+}
+
+void resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, Datum *out,
+                  bool *out_null, bool *waiting)
+{
+    // The non-NULL references of rows not yet known to wait, as rows of the parent's keys.
     int32 *row_of = work_array<int32>(n);
     int64 nrows = 0;
     for (int64 i = 0; i < n; i++) {
         out_null[i] = keys[i] == nullptr;
         out[i] = Datum(0);
-        if (keys[i] != nullptr) {
+        if (keys[i] != nullptr && !waiting[i]) {
             if (!JsonContainerIsObject(keys[i]))
                 not_an_object(r);
             row_of[nrows++] = static_cast<int32>(i);
         }
     }
     if (nrows == 0)
-        return true;
+        return;
     ColumnValues v = {nrows, work_array<Datum *>(r->nkey), work_array<bool *>(r->nkey)};
     JsonbContainer **nested = work_array<JsonbContainer *>(nrows);
+    bool *nested_waiting = work_array0<bool>(nrows);
     for (int k = 0; k < r->nkey; k++) {
         ItemColumn &c = r->keys[k];
         v.values[k] = work_array0<Datum>(nrows);
@@ -143,34 +183,47 @@ bool resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, D
                     check_item_null(c);
             }
         }
-        if (c.reference != nullptr &&
-            !resolve_keys(c.reference, nested, nrows, c.type, v.values[k], v.nulls[k]))
-            return false;
+        if (c.reference != nullptr)
+            resolve_keys(c.reference, nested, nrows, c.type, v.values[k], v.nulls[k],
+                         nested_waiting);
     }
 
-    if (!r->opened) {
-        // Kept with the resolver: callers reset their per-chunk memory between calls.
-        MemoryContext caller = MemoryContextSwitchTo(GetMemoryChunkContext(r));
-        r->target = open_lookup_target(r->parent, key_names(r), r->nkey, r->id);
-        MemoryContextSwitchTo(caller);
-        r->opened = true;
+    // A row whose nested key waits waits too; the others are looked up.
+    int64 nprobe = 0;
+    for (int64 j = 0; j < nrows; j++) {
+        if (nested_waiting[j]) {
+            waiting[row_of[j]] = true;
+            continue;
+        }
+        row_of[nprobe] = row_of[j];
+        for (int k = 0; k < r->nkey; k++) {
+            v.values[k][nprobe] = v.values[k][j];
+            v.nulls[k][nprobe] = v.nulls[k][j];
+        }
+        nprobe++;
     }
-    // Row-level security would hide rows from the lookups' direct index reads.
-    if (r->target.row_security)
-        return false;
+    v.nrows = nprobe;
+    if (nprobe == 0)
+        return;
+    open_resolver(r);
     RowKeys rk = group_rows(r->target, v);
     GroupIds ids = {work_array0<int64>(rk.ngroups), work_array0<IdState>(rk.ngroups)};
     int32 *groups = work_array<int32>(rk.ngroups);
     for (int64 g = 0; g < rk.ngroups; g++)
         groups[g] = static_cast<int32>(g);
     probe_groups(r->target, v, rk, groups, rk.ngroups, ids);
-    for (int64 j = 0; j < nrows; j++) {
+    for (int64 j = 0; j < nprobe; j++) {
         int32 g = rk.row_group[j];
-        if (ids.state[g] != IdState::found)
-            return false;
-        out[row_of[j]] = id_datum(ids.id[g], id_type);
+        if (ids.state[g] == IdState::found)
+            out[row_of[j]] = id_datum(ids.id[g], id_type);
+        else
+            waiting[row_of[j]] = true;
     }
-    return true;
+}
+
+Oid resolver_parent(const KeyResolver *r)
+{
+    return r->parent;
 }
 
 void close_resolver(KeyResolver *r)

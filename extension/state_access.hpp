@@ -64,6 +64,12 @@ int require_registered(Oid relid);
 // INSERT (and UPDATE for lww) on the table.
 void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww);
 
+// Parks rows a merge into `relid` could not apply in idsync.rejects, from `rejects`, a jsonb
+// array of {point, item, sqlstate, message, detail}. Whoever may merge into the table may park
+// rows of it: nothing parked can be applied later with more rights than the merge that parked
+// it had. Returns how many were parked.
+uint64 park_rejects(Oid relid, Datum source, bool source_null, Datum rejects);
+
 // ERROR 42501 with `what` unless `ok`.
 void require(bool ok, const char *what);
 

@@ -95,22 +95,13 @@ IDSYNC_FUNCTION(idsync_correct_sync)
     PG_RETURN_INT64(point);
 }
 
-// idsync._park(target regclass, source uuid, rejects jsonb) RETURNS integer: parks rows a merge
-// could not apply. `rejects` is an array of {point, item, sqlstate, message, detail}. Whoever may
-// merge into the table may park rows of it: nothing parked can be applied later with more
-// rights than the merge that parked it had.
-IDSYNC_FUNCTION(idsync_park)
+uint64 idsync::park_rejects(Oid relid, Datum source, bool source_null, Datum rejects)
 {
-    Oid relid = DatumGetObjectId(required(fcinfo, 0, "target"));
-    if (PG_ARGISNULL(2)) // an aggregate over no rows: nothing to park
-        PG_RETURN_INT32(0);
-    Datum rejects = PG_GETARG_DATUM(2);
     require_incoming_rights(relid);
     Oid types[3] = {OIDOID, UUIDOID, JSONBOID};
-    Datum values[3] = {ObjectIdGetDatum(relid), PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1),
-                       rejects};
-    char nulls[4] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' ', '\0'};
-    uint64 parked = exec_as_owner(
+    Datum values[3] = {ObjectIdGetDatum(relid), source_null ? Datum(0) : source, rejects};
+    char nulls[4] = {' ', source_null ? 'n' : ' ', ' ', '\0'};
+    return exec_as_owner(
         "INSERT INTO idsync.rejects (relid, source, point, item, sqlstate, message, detail) "
         "SELECT $1::pg_catalog.regclass, $2, (r OPERATOR(pg_catalog.->>) "
         "'point')::pg_catalog.int8, "
@@ -118,6 +109,17 @@ IDSYNC_FUNCTION(idsync_park)
         "r OPERATOR(pg_catalog.->>) 'message', r OPERATOR(pg_catalog.->>) 'detail' "
         "FROM pg_catalog.jsonb_array_elements($3) r",
         3, types, values, nulls);
+}
+
+// idsync._park(target regclass, source uuid, rejects jsonb) RETURNS integer: parks rows a merge
+// could not apply (park_rejects).
+IDSYNC_FUNCTION(idsync_park)
+{
+    Oid relid = DatumGetObjectId(required(fcinfo, 0, "target"));
+    if (PG_ARGISNULL(2)) // an aggregate over no rows: nothing to park
+        PG_RETURN_INT32(0);
+    uint64 parked = park_rejects(relid, PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1),
+                                 PG_ARGISNULL(1), PG_GETARG_DATUM(2));
     PG_RETURN_INT32(static_cast<int32>(parked));
 }
 

@@ -6,7 +6,9 @@ namespace idsync {
 
 namespace {
 
-void resolve_columns(TargetTable &t, ArrayType *column_names)
+// Columns from `carried_from` on (a merge's non-key columns) may be arrays and composites: they
+// are carried into the rows inserted, never compared.
+void resolve_columns(TargetTable &t, ArrayType *column_names, int carried_from)
 {
     Datum *names;
     bool *nulls;
@@ -25,6 +27,7 @@ void resolve_columns(TargetTable &t, ArrayType *column_names)
     t.types = static_cast<Oid *>(palloc(sizeof(Oid) * n));
     t.typmods = static_cast<int32 *>(palloc(sizeof(int32) * n));
     t.collations = static_cast<Oid *>(palloc(sizeof(Oid) * n));
+    t.as_text = static_cast<bool *>(palloc0(sizeof(bool) * n));
     TupleDesc desc = RelationGetDescr(t.rel);
 
     for (int c = 0; c < n; c++) {
@@ -49,7 +52,7 @@ void resolve_columns(TargetTable &t, ArrayType *column_names)
             ereport(ERROR, (errcode(ERRCODE_GENERATED_ALWAYS),
                             errmsg("cannot insert into generated column \"%s\"", name)));
         Oid base = getBaseType(att->atttypid);
-        if (type_is_array(base) || type_is_rowtype(base))
+        if ((type_is_array(base) || type_is_rowtype(base)) && c < carried_from)
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("column \"%s\" has type %s; array and composite columns are not "
                                    "supported",
@@ -59,6 +62,9 @@ void resolve_columns(TargetTable &t, ArrayType *column_names)
         t.types[c] = att->atttypid;
         t.typmods[c] = att->atttypmod;
         t.collations[c] = att->attcollation;
+        // Arrays have no array type of their own, and ROWS FROM would spread a composite over
+        // several columns: both travel as text.
+        t.as_text[c] = !OidIsValid(get_array_type(att->atttypid)) || type_is_rowtype(base);
     }
 }
 
@@ -176,8 +182,8 @@ TargetTable open_some_target(Oid relid, ArrayType *column_names, int nkey, AttrN
     t.rel = relation_open(relid, lookup ? AccessShareLock : RowExclusiveLock);
     t.name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(t.rel)),
                                         RelationGetRelationName(t.rel));
-    resolve_columns(t, column_names);
     bool merge = nkey > 0;
+    resolve_columns(t, column_names, merge && !lookup ? nkey : PG_INT32_MAX);
     t.nmatched = merge ? Min(nkey, t.ncolumns) : t.ncolumns;
     resolve_id_column(t, !merge);
     if (lookup) {
@@ -253,8 +259,7 @@ void check_before_lock(Oid relid, AclMode needed)
         aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
 }
 
-// "OPERATOR(schema.name)" for an operator oid.
-static char *qualified_operator(Oid opno)
+char *qualified_operator(Oid opno)
 {
     HeapTuple tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
     if (!HeapTupleIsValid(tuple))

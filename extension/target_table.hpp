@@ -19,6 +19,10 @@ struct TargetTable {
     int32 *typmods;
     Oid *collations;
     SortSupportData *column_order; // default btree order of each given column: equality is 0
+    // Per given column: its values travel to SQL as text (an array or composite column of a
+    // merge, whose values cannot make an array parameter that unnest reads back as they are;
+    // column_param_type).
+    bool *as_text;
 
     AttrNumber id_attnum; // the integer surrogate id that calls return (merges: 0 when none)
     Oid id_type;
@@ -58,6 +62,9 @@ void check_staging_access(Oid staging);
 // Appends the unique index's order as an ORDER BY list over unqualified column names: its key
 // expressions, collations, operators and NULLS placement.
 void append_key_order(StringInfo sql, const TargetTable &target);
+
+// "OPERATOR(schema.name)" for an operator oid: SQL text that finds it whatever the search_path.
+char *qualified_operator(Oid opno);
 
 // Returns the id in column `attnum` of `slot` as a bigint.
 int64 read_id(const TargetTable &target, TupleTableSlot *slot);

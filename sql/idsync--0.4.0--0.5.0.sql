@@ -85,18 +85,6 @@ AS 'MODULE_PATHNAME', 'idsync_key_index' LANGUAGE C STABLE;
 CREATE FUNCTION _id_column(target regclass) RETURNS name
 AS 'MODULE_PATHNAME', 'idsync_id_column' LANGUAGE C STABLE;
 
--- The key columns in the order of the unique index that enforces the key: the order in which
--- merges and insert_missing take the index's locks, so that concurrent merges of overlapping
--- rows (two peers bulk-copying the same table into this node) cannot deadlock.
-CREATE OR REPLACE FUNCTION _key_order(reg tables) RETURNS name[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce((
-        SELECT ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, n)
-                     JOIN pg_attribute a ON a.attrelid = reg.relid AND a.attnum = k.attnum ORDER BY k.n)
-        FROM pg_index i WHERE i.indexrelid = idsync._key_index(reg.relid, reg.key_columns)),
-        reg.key_columns)
-$$;
-
 ---------------------------------------------------------------------------------------------
 -- Registration: only the owner of a table, an administrator, registers it
 ---------------------------------------------------------------------------------------------
@@ -432,90 +420,43 @@ BEGIN
 END $$;
 
 ---------------------------------------------------------------------------------------------
--- Merges: the flag raised by a checked function, rejects parked through one
+-- Merges: on the insert-missing engine, in C (extension/merge_rows.hpp), which parks refused and
+-- waiting rows itself; the flag raised by a checked function, rejects parked through one
 ---------------------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION _park(reg tables, stage regclass, ord bigint, source uuid, state text,
-                                 message text, detail text) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    parked jsonb;
-BEGIN
-    EXECUTE format('SELECT jsonb_agg(jsonb_build_object(''point'', s.idsync_point, '
-                   '''item'', to_jsonb(s) - ''idsync_ord'' - ''idsync_point'' - ''idsync_origin'', '
-                   '''sqlstate'', $1, ''message'', $2, ''detail'', $3)) '
-                   'FROM %s s WHERE s.idsync_ord = $4', stage)
-    INTO parked USING state, message, detail, ord;
-    PERFORM idsync._park_rows(reg.relid, source, coalesce(parked, '[]'));
-END $$;
-
-CREATE OR REPLACE FUNCTION _park_waiting(reg tables, stage regclass, source uuid) RETURNS integer
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    park text;
-    refs text[];
-    waiting bigint[];
-    one bigint[];
-    entry record;
-    state text;
-    message text;
-BEGIN
-    IF NOT (idsync._plan(reg) ->> 'has_references')::boolean THEN
-        RETURN 0;
-    END IF;
-    -- Detection and parking in one statement: a parent merged meanwhile by another session
-    -- cannot slip in between.
-    park := format(
-        'WITH w AS (SELECT * FROM (%s) v WHERE v.idsync_missing IS NOT NULL AND ($3 IS NULL OR v.idsync_ord = $3)), '
-        'parked AS (SELECT idsync._park_rows($1, $2, coalesce(jsonb_agg(jsonb_build_object('
-        '    ''point'', w.idsync_point, '
-        '    ''item'', to_jsonb(w) - ''idsync_ord'' - ''idsync_point'' - ''idsync_missing'' - ''idsync_origin'' - $4::text[], '
-        '    ''sqlstate'', ''23503'', ''message'', ''waiting for '' || w.idsync_missing, '
-        '    ''detail'', ''The referenced row has not reached this node yet; the row is merged when it arrives.'')), '
-        '    ''[]'')) AS n FROM w) '
-        'SELECT coalesce(array_agg(w.idsync_ord), ''{}'') FROM w, parked',
-        idsync._plan(reg) ->> 'resolved');
-    refs := ARRAY(SELECT jsonb_array_elements_text(idsync._plan(reg) -> 'reference_ids'));
-    BEGIN
-        EXECUTE park INTO waiting USING reg.relid, source, NULL::bigint, refs;
-    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-        -- One row at a time, to park the rows whose keys do not convert with their error.
-        waiting := '{}';
-        FOR entry IN EXECUTE format('SELECT idsync_ord FROM %s ORDER BY idsync_ord', stage) LOOP
-            BEGIN
-                EXECUTE park INTO one USING reg.relid, source, entry.idsync_ord, refs;
-                waiting := waiting || one;
-            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-                PERFORM idsync._park(reg, stage, entry.idsync_ord, source, state,
-                                     'a natural key does not convert: ' || message, NULL);
-                waiting := waiting || entry.idsync_ord;
-            END;
-        END LOOP;
-    END;
-    EXECUTE format('DELETE FROM %s WHERE idsync_ord = ANY ($1)', stage) USING waiting;
-    RETURN cardinality(waiting);
-END $$;
+-- The staged SQL merge they replace.
+DROP FUNCTION _park(tables, regclass, bigint, uuid, text, text, text);
+DROP FUNCTION _park_waiting(tables, regclass, uuid);
+DROP FUNCTION _merge_range(tables, regclass, text, bigint, bigint, uuid, integer, integer, integer);
+DROP FUNCTION _merge_stage(tables, regclass, integer, uuid);
+DROP FUNCTION _merge_statement(tables, text);
+DROP FUNCTION _merge_source(tables, regclass, text);
+DROP FUNCTION _resolved_sql(tables, regclass);
+DROP FUNCTION _resolve_key(regclass, name, text, text, text, integer);
+DROP FUNCTION _stage(tables);
+DROP FUNCTION _row_hash_expr(tables, text);
+DROP FUNCTION _key_order(tables);
 
 -- The check of a batch of items in one pass (extension/item_batch.cpp): 22023 naming the first
--- malformed item; else the largest point (NULL for none) and whether an item has a key outside
--- `columns`.
-CREATE FUNCTION _check_items(items jsonb, columns text[], OUT last_point bigint,
-                             OUT unknown_columns boolean)
+-- malformed item; else the largest point (NULL for none).
+CREATE FUNCTION _check_items(items jsonb) RETURNS bigint
 AS 'MODULE_PATHNAME', 'idsync_check_items' LANGUAGE C IMMUTABLE SET search_path = pg_catalog, pg_temp;
 
 -- The merge of a batch of items on the insert-missing engine (extension/merge_items.cpp): how
--- many rows were inserted and updated, or NULLs for what it does not take (row-level security,
--- array or composite columns, a row waiting for a referenced row).
+-- many rows were inserted, updated, and parked (refused, or waiting for a referenced row).
 CREATE FUNCTION _merge_batch(target regclass, items jsonb, source uuid,
-                             OUT inserted integer, OUT updated integer)
+                             OUT inserted integer, OUT updated integer, OUT rejected integer)
 AS 'MODULE_PATHNAME', 'idsync_merge_batch' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
--- merge_staged into an insert_only table on the insert-missing engine (extension/
--- merge_staged_rows.cpp): how many rows were inserted, or NULL for a table or staging table it
--- does not take.
-CREATE FUNCTION _merge_staged_rows(target regclass, staging regclass, source uuid) RETURNS integer
+-- The same for the rows of a staging table (merge_staged; extension/merge_staged_rows.cpp).
+CREATE FUNCTION _merge_staged_rows(target regclass, staging regclass, source uuid,
+                                   OUT inserted integer, OUT updated integer, OUT rejected integer)
 AS 'MODULE_PATHNAME', 'idsync_merge_staged_rows' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+-- Of the items (parked rows, each with its reject_id as its point), the points of those that
+-- would no longer wait: what they reference is here (extension/merge_items.cpp).
+CREATE FUNCTION _waiting_ready(target regclass, items jsonb) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'idsync_waiting_ready' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 -- merge_items, and the retries of parked rows: with raise_point the source's incoming point
 -- moves with the batch (a merge in the source's name); without it, source only labels the
@@ -527,10 +468,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    plan jsonb := idsync._plan(reg);
-    cols text[] := ARRAY(SELECT jsonb_array_elements_text(plan -> 'columns'));
     last_point bigint;
-    unknown_columns boolean;
 BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = '22004';
@@ -541,27 +479,10 @@ BEGIN
     END IF;
     -- An item of null is a row the receiver wrote itself (items_since skips it for its origin):
     -- only its point counts. "origin" names the node that wrote the row (the source when absent).
-    SELECT c.last_point, c.unknown_columns INTO last_point, unknown_columns
-    FROM idsync._check_items(items, cols) c;
+    last_point := idsync._check_items(items);
     PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
     received := jsonb_array_length(items);
-
-    -- The common case straight from the batch, on the insert-missing engine: no column this node
-    -- lacks, no row waiting for a referenced row, and none refused (if one is, the merge is
-    -- undone and the rows take the staged way below).
-    IF NOT unknown_columns THEN
-        BEGIN
-            SELECT m.inserted, m.updated INTO inserted, updated
-            FROM idsync._merge_batch(target, items, source) m;
-            rejected := 0;
-        EXCEPTION WHEN data_exception OR integrity_constraint_violation
-                       OR triggered_data_change_violation OR raise_exception THEN
-            inserted := NULL;
-        END;
-    END IF;
-    IF inserted IS NULL THEN
-        SELECT * INTO inserted, updated, rejected FROM idsync._merge_staged_items(reg, items, source);
-    END IF;
+    SELECT * INTO inserted, updated, rejected FROM idsync._merge_batch(target, items, source);
     unchanged := received - inserted - updated - rejected;
 
     -- Always, also when nothing changed: a receiver whose rows are all newer must still move
@@ -589,10 +510,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols name[] := idsync._replicated_columns(reg);
     missing text;
-    stage regclass;
-    rows text;
 BEGIN
     IF staging IS NULL THEN
         RAISE EXCEPTION 'staging must not be NULL' USING ERRCODE = '22004';
@@ -600,7 +518,7 @@ BEGIN
     IF source IS NOT NULL AND point IS NULL THEN
         RAISE EXCEPTION 'point must not be NULL when source is given' USING ERRCODE = '22004';
     END IF;
-    SELECT string_agg(quote_ident(c), ', ') INTO missing FROM unnest(cols) c
+    SELECT string_agg(quote_ident(c), ', ') INTO missing FROM unnest(idsync._replicated_columns(reg)) c
     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = staging
                       AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
     IF missing IS NOT NULL THEN
@@ -619,45 +537,9 @@ BEGIN
     END IF;
     PERFORM idsync._begin_apply(target, source, 'merge');
     EXECUTE format('SELECT count(*) FROM %s', staging) INTO received;
-    inserted := 0;
-    updated := 0;
-    rejected := 0;
-    -- The staged rows with the node each comes from: its idsync_origin when the staging table
-    -- has one (bulk_query ships it), else the source.
-    rows := format('(SELECT %s, %s AS idsync_origin FROM %s s0)',
-                   (SELECT string_agg('s0.' || quote_ident(c), ', ') FROM unnest(cols) c),
-                   CASE WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = staging
-                                     AND attname = 'idsync_origin' AND NOT attisdropped)
-                        THEN format('coalesce(s0.idsync_origin, %L::uuid)', source)
-                        ELSE format('%L::uuid', source) END,
-                   staging);
-    -- The fast path merges straight from the staging table (insert_only tables on the
-    -- insert-missing engine, others in one statement); it is taken when no row waits for a
-    -- referenced row and none is refused. Otherwise the rows are numbered into a stage, the
-    -- waiting ones parked and the rest merged by halves.
-    BEGIN
-        inserted := idsync._merge_staged_rows(target, staging, source);
-        IF inserted IS NOT NULL THEN
-            NULL; -- merged on the engine
-        ELSIF NOT EXISTS (SELECT 1 FROM idsync._references(target)) THEN
-            EXECUTE idsync._merge_statement(reg, format('%s s', rows)) INTO inserted, updated;
-        ELSE
-            EXECUTE format('SELECT count(*) FROM (%s) v WHERE v.idsync_missing IS NOT NULL',
-                           idsync._resolved_sql(reg, rows)) INTO rejected;
-            IF rejected > 0 THEN
-                RAISE EXCEPTION USING ERRCODE = '23503';
-            END IF;
-            EXECUTE idsync._merge_statement(reg, format('(%s) s', idsync._merge_source(reg, rows)))
-            INTO inserted, updated;
-        END IF;
-    EXCEPTION WHEN data_exception OR integrity_constraint_violation
-                   OR triggered_data_change_violation OR raise_exception THEN
-        stage := idsync._stage(reg);
-        EXECUTE format('INSERT INTO %1$s (idsync_ord, %2$s, idsync_origin) '
-                       'SELECT row_number() OVER (), %2$s, idsync_origin FROM %3$s x',
-                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), rows);
-        SELECT * INTO inserted, updated, rejected FROM idsync._merge_stage(reg, stage, received, source);
-    END;
+    -- Each staged row comes with the node it was written on (idsync_origin, which bulk_query
+    -- ships), else from the source.
+    SELECT * INTO inserted, updated, rejected FROM idsync._merge_staged_rows(target, staging, source);
     unchanged := received - inserted - updated - rejected;
     IF source IS NOT NULL THEN
         PERFORM idsync._raise_sync(target, source, point, true);
@@ -831,136 +713,10 @@ END $$;
 COMMENT ON FUNCTION revoke_role(regrole) IS 'take back what grant_admin, grant_daemon or grant_peer gave';
 
 ---------------------------------------------------------------------------------------------
--- Plans: the SQL of merges, items_since and the stage, built once per table (sql/src/plans.sql)
+-- Plans: the SQL items_since runs, built once per table (sql/src/plans.sql)
 ---------------------------------------------------------------------------------------------
 
 ALTER TABLE tables ADD COLUMN plan jsonb NOT NULL DEFAULT '{}';
-DROP FUNCTION _resolved_sql(tables, regclass);
-DROP FUNCTION _merge_source(tables, regclass, text);
-DROP FUNCTION _merge_range(tables, regclass, text, bigint, bigint, uuid, integer, integer, integer);
-
-CREATE FUNCTION _resolved_sql(reg tables, source text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    joins text := '';
-    extra text[] := '{}';
-    missing text[] := '{}';
-    ref record;
-    id_expr text;
-    i integer := 0;
-BEGIN
-    FOR ref IN SELECT * FROM idsync._references(reg.relid) LOOP
-        i := i + 1;
-        IF ref.translated THEN
-            SELECT * INTO joins, id_expr FROM idsync._resolve_key(
-                ref.parent, ref.parent_columns[1], format('s.%I', ref.columns[1]), 'r' || i, joins);
-            extra := extra || format('%s AS %I', id_expr, 'idsync_ref_' || ref.columns[1]);
-            missing := missing || format('CASE WHEN s.%1$I IS NOT NULL AND %2$s IS NULL THEN %3$L || s.%1$I::text END',
-                                         ref.columns[1], id_expr, ref.parent || ' ');
-        ELSE
-            -- MATCH SIMPLE: a NULL in any column satisfies the key.
-            missing := missing || format(
-                'CASE WHEN NOT (%1$s OR EXISTS (SELECT FROM %2$s p WHERE %3$s)) THEN %4$L || row(%5$s)::text END',
-                (SELECT string_agg(format('s.%I IS NULL', c), ' OR ') FROM unnest(ref.columns) c),
-                ref.parent,
-                (SELECT string_agg(format('p.%I = s.%I', p, c), ' AND ')
-                 FROM unnest(ref.columns, ref.parent_columns) x(c, p)),
-                format('%s (%s)=', ref.parent, array_to_string(ref.parent_columns, ', ')),
-                (SELECT string_agg(format('s.%I', c), ', ') FROM unnest(ref.columns) c));
-        END IF;
-    END LOOP;
-    RETURN format('SELECT s.*%s, %s AS idsync_missing FROM %s s%s',
-                  (SELECT string_agg(', ' || e, '') FROM unnest(extra) e),
-                  CASE WHEN cardinality(missing) = 0 THEN 'NULL::text'
-                       ELSE format('coalesce(%s)', array_to_string(missing, ', ')) END,
-                  source, joins);
-END $$;
-
-CREATE OR REPLACE FUNCTION _merge_source(reg tables, source text, extra text DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    translated name[] := ARRAY(SELECT t.column_name FROM idsync._translated(reg.relid) t);
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM idsync._references(reg.relid)) THEN
-        RETURN format('SELECT * FROM %s', source);
-    END IF;
-    RETURN format('SELECT %s%s FROM (%s) v WHERE v.idsync_missing IS NULL',
-                  (SELECT string_agg(CASE WHEN c = ANY (translated)
-                                          THEN format('v.%I AS %I', 'idsync_ref_' || c, c)
-                                          ELSE format('v.%I', c) END, ', ')
-                   FROM unnest(idsync._replicated_columns(reg)) c) || ', v.idsync_origin',
-                  CASE WHEN extra IS NULL THEN '' ELSE ', v.' || extra END,
-                  idsync._resolved_sql(reg, source));
-END $$;
-
-CREATE OR REPLACE FUNCTION _merge_range(reg tables, stage regclass, lo bigint, hi bigint, source uuid,
-                             INOUT inserted integer, INOUT updated integer, INOUT rejected integer)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    got_inserted integer;
-    got_updated integer;
-    mid bigint;
-    state text;
-    message text;
-    detail text;
-BEGIN
-    IF lo > hi THEN
-        RETURN;
-    END IF;
-    BEGIN
-        EXECUTE idsync._plan(reg) ->> 'merge' INTO got_inserted, got_updated USING lo, hi;
-        inserted := inserted + got_inserted;
-        updated := updated + got_updated;
-        RETURN;
-    EXCEPTION WHEN data_exception OR integrity_constraint_violation
-                   OR triggered_data_change_violation OR raise_exception THEN
-        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                                detail = PG_EXCEPTION_DETAIL;
-    END;
-    IF lo = hi THEN
-        -- A row that left the stage (parked as waiting) is not there to park again.
-        EXECUTE format('SELECT count(*) FROM %s WHERE idsync_ord = $1', stage) INTO mid USING lo;
-        IF mid > 0 THEN
-            PERFORM idsync._park(reg, stage, lo, source, state, message, nullif(detail, ''));
-            rejected := rejected + 1;
-        END IF;
-        RETURN;
-    END IF;
-    mid := lo + (hi - lo) / 2;
-    SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_range(reg, stage, lo, mid, source, inserted, updated, rejected);
-    SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_range(reg, stage, mid + 1, hi, source, inserted, updated, rejected);
-END $$;
-
-CREATE OR REPLACE FUNCTION _merge_stage(reg tables, stage regclass, received integer, source uuid,
-                             OUT inserted integer, OUT updated integer, OUT rejected integer)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    rejected := idsync._park_waiting(reg, stage, source);
-    SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_range(reg, stage, 1, received, source, 0, 0, rejected);
-END $$;
-
-CREATE OR REPLACE FUNCTION _stage(reg tables) RETURNS regclass
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    stage_name text := 'idsync_stage_' || reg.relid::oid;
-    stage regclass := to_regclass('pg_temp.' || stage_name);
-    definition text := idsync._plan(reg) ->> 'staging_definition';
-BEGIN
-    IF stage IS NOT NULL AND obj_description(stage, 'pg_class') = definition THEN
-        EXECUTE format('TRUNCATE %s', stage);
-        RETURN stage;
-    END IF;
-    IF stage IS NOT NULL THEN
-        EXECUTE format('DROP TABLE %s', stage);
-    END IF;
-    EXECUTE format('CREATE TEMPORARY TABLE %I (%s)', stage_name, definition);
-    stage := to_regclass('pg_temp.' || stage_name);
-    EXECUTE format('COMMENT ON TABLE %s IS %L', stage, definition);
-    RETURN stage;
-END $$;
 
 CREATE OR REPLACE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint,
                              to_node uuid)
@@ -994,17 +750,13 @@ DECLARE
     queue regclass[] := ARRAY[target];
     current_table regclass;
     child regclass;
-    child_reg idsync.tables;
-    stage regclass;
     ready bigint[];
     result record;
     total integer := 0;
-    rounds integer := 0;
 BEGIN
     WHILE cardinality(queue) > 0 LOOP
         current_table := queue[1];
         queue := queue[2:];
-        rounds := rounds + 1;
         FOR child IN
             SELECT DISTINCT t.relid FROM idsync.tables t
             WHERE (t.relid = current_table OR EXISTS (
@@ -1012,23 +764,9 @@ BEGIN
                        AND c.confrelid = current_table AND c.contype = 'f'))
               AND EXISTS (SELECT 1 FROM idsync.rejects r WHERE r.relid = t.relid AND r.sqlstate = '23503')
         LOOP
-            child_reg := idsync._registration(child);
-            stage := idsync._stage(child_reg);
-            BEGIN
-                EXECUTE format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s) '
-                           'SELECT r.reject_id, r.point, %3$s FROM idsync.rejects r, '
-                           'jsonb_populate_record(NULL::%1$s, r.item) x '
-                           'WHERE r.relid = $1 AND r.sqlstate = ''23503''',
-                           stage,
-                           (SELECT string_agg(quote_ident(c), ', ') FROM unnest(idsync._replicated_columns(child_reg)) c),
-                           (SELECT string_agg('x.' || quote_ident(c), ', ') FROM unnest(idsync._replicated_columns(child_reg)) c))
-                USING child;
-                EXECUTE format('SELECT array_agg(v.idsync_ord) FROM (%s) v WHERE v.idsync_missing IS NULL',
-                               idsync._plan(child_reg) ->> 'resolved') INTO ready;
-            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-                ready := NULL; -- a key that does not convert stays parked; retry_rejects shows it
-            END;
-            CONTINUE WHEN ready IS NULL;
+            SELECT idsync._waiting_ready(child, jsonb_agg(jsonb_build_object('point', r.reject_id, 'item', r.item)))
+            INTO ready FROM idsync.rejects r WHERE r.relid = child AND r.sqlstate = '23503';
+            CONTINUE WHEN cardinality(ready) = 0;
             SELECT * INTO result FROM idsync._retry(child, ready);
             total := total + result.merged;
             IF result.inserted > 0 AND child <> ALL (queue) THEN
@@ -1039,58 +777,10 @@ BEGIN
     RETURN total;
 END $$;
 
-CREATE OR REPLACE FUNCTION _merge_staged_items(reg tables, items jsonb, source uuid,
-                                    OUT inserted integer, OUT updated integer, OUT rejected integer)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    plan jsonb := idsync._plan(reg);
-    cols text[] := ARRAY(SELECT jsonb_array_elements_text(plan -> 'columns'));
-    fill text := plan ->> 'fill';
-    stage regclass := idsync._stage(reg);
-    target regclass := reg.relid;
-    entry record;
-    state text;
-    message text;
-    parked integer := 0;
-BEGIN
-    BEGIN
-        EXECUTE fill USING items, cols, 0::bigint, source;
-    -- (integrity: a NOT NULL domain refuses a missing value as the stage is filled)
-    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-        FOR entry IN SELECT x.ord, x.e FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord)
-                     WHERE jsonb_typeof(x.e -> 'item') = 'object' LOOP
-            BEGIN
-                EXECUTE fill USING jsonb_build_array(entry.e), cols, entry.ord - 1, source;
-            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-                parked := parked + idsync._park_rows(target, source, jsonb_build_array(jsonb_build_object(
-                    'point', (entry.e ->> 'point')::bigint, 'item', entry.e -> 'item',
-                    'sqlstate', state, 'message', message)));
-            END;
-        END LOOP;
-    END;
-    SELECT parked + coalesce(idsync._park_rows(target, source, jsonb_agg(jsonb_build_object(
-               'point', (x.e ->> 'point')::bigint, 'item', x.e -> 'item', 'sqlstate', '42703',
-               'message', format('column %s of table %s does not exist on this node', x.unknown, target)))), 0)
-    INTO parked
-    FROM (SELECT e, (SELECT string_agg(k, ', ') FROM jsonb_object_keys(e -> 'item') k
-                     WHERE k <> ALL (cols)) AS unknown
-          FROM jsonb_array_elements(items) e WHERE jsonb_typeof(e -> 'item') = 'object') x
-    WHERE x.unknown IS NOT NULL;
-
-    SELECT * INTO inserted, updated, rejected
-    FROM idsync._merge_stage(reg, stage, jsonb_array_length(items), source);
-    rejected := rejected + parked;
-END $$;
-
 CREATE OR REPLACE FUNCTION _build_plan(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols name[] := idsync._replicated_columns(reg);
-    has_references boolean := EXISTS (SELECT 1 FROM idsync._references(target));
-    -- The stage of a merge (see _stage): a temporary table of the merging session.
-    stage text := format('pg_temp.%I', 'idsync_stage_' || target::oid);
     items text;
 BEGIN
     -- (point, item, origin): $4 the receiver, $5 this node. A row the receiver wrote itself
@@ -1110,30 +800,8 @@ BEGIN
                             format('c.%I, c.idsync_origin', reg.point_column)));
     END IF;
     UPDATE idsync.tables t SET plan = jsonb_build_object(
-        -- the replicated columns, in column order
-        'columns', to_jsonb(cols),
-        'has_references', has_references,
         -- the changes after $1 up to $2, at most $3, as items_since returns them
-        'items', items,
-        -- the columns of the stage
-        'staging_definition', 'idsync_ord bigint, idsync_point bigint, ' || idsync._staging_definition(reg),
-        -- a batch of items ($1; $2 the columns; $3 added to ord; $4 the source) into the stage
-        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s, idsync_origin) '
-                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s, '
-                       'coalesce((x.e ->> ''origin'')::uuid, $4) '
-                       'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
-                       'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                       'WHERE jsonb_typeof(x.e -> ''item'') = ''object'' '
-                       'AND NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
-                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-                       (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c)),
-        -- the staged rows with their references resolved (and which ones wait), and the
-        -- columns that hold the resolved ids
-        'resolved', CASE WHEN has_references THEN idsync._resolved_sql(reg, stage) END,
-        'reference_ids', to_jsonb(ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(target) t)),
-        -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
-        'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
-                                                     idsync._merge_source(reg, stage, 'idsync_ord'))))
+        'items', items)
     WHERE t.relid = target;
 END $$;
 
@@ -1222,55 +890,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WHERE a.attrelid = reg.relid AND a.attname = ANY (idsync._replicated_columns(reg))
 $$;
 
-CREATE OR REPLACE FUNCTION _merge_statement(reg tables, rows text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    cols name[] := idsync._replicated_columns(reg);
-    col_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c);
-    key_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(reg.key_columns) c);
-    key_order text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(idsync._key_order(reg)) c);
-    key_match text := (SELECT string_agg(format(CASE WHEN a.attnotnull THEN 'old.%1$I = s.%1$I'
-                                                     ELSE 'old.%1$I IS NOT DISTINCT FROM s.%1$I' END, a.attname), ' AND ')
-                       FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (reg.key_columns));
-    -- The rows with exactly the target's column types, so that row hashes agree.
-    typed text := (SELECT string_agg(format('s.%I::%s AS %I', a.attname,
-                                            format_type(a.atttypid, a.atttypmod), a.attname), ', ')
-                   FROM pg_attribute a WHERE a.attrelid = reg.relid AND a.attname = ANY (cols))
-                  || ', s.idsync_origin';
-    set_list text;
-BEGIN
-    -- Every merged row version keeps the node it was written on (`rows` has idsync_origin).
-    col_list := col_list || ', idsync_origin';
-    IF reg.mode = 'insert_only' THEN
-        RETURN format('WITH m AS (INSERT INTO %1$s (%2$s) SELECT %2$s FROM %3$s '
-                      '           WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %5$s) ORDER BY %6$s '
-                      '           ON CONFLICT (%4$s) DO NOTHING RETURNING 1) '
-                      'SELECT count(*)::int, 0 FROM m',
-                      reg.relid, col_list, rows, key_list, key_match, key_order);
-    END IF;
-    SELECT string_agg(format('%I = excluded.%I', c, c), ', ') || ', idsync_origin = excluded.idsync_origin'
-    INTO set_list
-    FROM unnest(cols) c WHERE c <> ALL (reg.key_columns);
-    -- One row per key, the newest, as ON CONFLICT DO UPDATE may touch a row only once; ties
-    -- of versions go to the larger row hash, here and against the stored row alike.
-    RETURN format(
-        'WITH typed AS (SELECT %6$s FROM %4$s), '
-        'src AS (SELECT DISTINCT ON (%2$s) * FROM typed t '
-        '        ORDER BY %2$s, t.%5$I DESC, %8$s DESC), '
-        'm AS (INSERT INTO %1$s AS cur (%3$s) SELECT %3$s FROM src s '
-        '      WHERE NOT EXISTS (SELECT FROM %1$s old WHERE %9$s AND '
-        '          (old.%5$I, %11$s) >= (s.%5$I, %12$s)) '
-        '      ORDER BY %10$s '
-        '      ON CONFLICT (%2$s) DO UPDATE SET %7$s '
-        '      WHERE (cur.%5$I, %13$s) < (excluded.%5$I, %14$s) '
-        '      RETURNING cur.xmax = ''0''::xid AS inserted) '
-        'SELECT (count(*) FILTER (WHERE inserted))::int, (count(*) FILTER (WHERE NOT inserted))::int FROM m',
-        reg.relid, key_list, col_list, rows, reg.version_column, typed,
-        set_list, idsync._row_hash_expr(reg, 't'), key_match, key_order,
-        idsync._row_hash_expr(reg, 'old'), idsync._row_hash_expr(reg, 's'),
-        idsync._row_hash_expr(reg, 'cur'), idsync._row_hash_expr(reg, 'excluded'));
-END $$;
-
 -- The row hash of a row of `target` as every node computes it: translated references hashed as
 -- the natural keys they point at (extension/natural_hash.cpp, the content trigger's rule).
 -- Versions that tie in lww merges are broken by it, so two nodes keep the same row whatever
@@ -1278,13 +897,6 @@ END $$;
 CREATE FUNCTION _natural_row_hash(target regclass, row_value record) RETURNS uuid
 AS 'MODULE_PATHNAME', 'idsync_natural_row_hash' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
--- The row hash of the row `alias` as every node computes it, as an SQL expression.
-CREATE OR REPLACE FUNCTION _row_hash_expr(reg tables, alias text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM idsync._translated(reg.relid))
-                THEN format('idsync.row_hash(%s, %L)', alias, reg.local_columns::text[])
-                ELSE format('idsync._natural_row_hash(%s::oid::regclass, %s)', reg.relid::oid, alias) END
-$$;
 -- (The walk of natural keys by correlated subqueries it replaces.)
 DROP FUNCTION _ref_hash_expr(regclass, name, text, integer);
 

@@ -184,11 +184,3 @@ COMMENT ON FUNCTION compact(regclass) IS
 -- their ids.
 CREATE FUNCTION _natural_row_hash(target regclass, row_value record) RETURNS uuid
 AS 'MODULE_PATHNAME', 'idsync_natural_row_hash' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
-
--- The row hash of the row `alias` as every node computes it, as an SQL expression.
-CREATE FUNCTION _row_hash_expr(reg tables, alias text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM idsync._translated(reg.relid))
-                THEN format('idsync.row_hash(%s, %L)', alias, reg.local_columns::text[])
-                ELSE format('idsync._natural_row_hash(%s::oid::regclass, %s)', reg.relid::oid, alias) END
-$$;

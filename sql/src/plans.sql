@@ -1,7 +1,7 @@
--- A registered table's replication plan: the SQL its merges, items_since and stage run, built
--- once from one reading of the catalogs when the table is registered or altered (or a table it
--- references is), kept in idsync.tables.plan, and executed as it is: nothing generates SQL per
--- batch.
+-- A registered table's replication plan: what items_since runs, built once from one reading of
+-- the catalogs when the table is registered or altered (or a table it references is), kept in
+-- idsync.tables.plan, and executed as it is: nothing generates SQL per batch. (Merges need no
+-- SQL of their own: they run on the insert-missing engine, extension/merge_rows.hpp.)
 
 -- Builds and keeps the plan of `target`. SECURITY DEFINER: it writes idsync.tables, and what
 -- it writes is fixed by the catalogs alone.
@@ -9,10 +9,6 @@ CREATE FUNCTION _build_plan(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
-    cols name[] := idsync._replicated_columns(reg);
-    has_references boolean := EXISTS (SELECT 1 FROM idsync._references(target));
-    -- The stage of a merge (see _stage): a temporary table of the merging session.
-    stage text := format('pg_temp.%I', 'idsync_stage_' || target::oid);
     items text;
 BEGIN
     -- (point, item, origin): $4 the receiver, $5 this node. A row the receiver wrote itself
@@ -32,30 +28,8 @@ BEGIN
                             format('c.%I, c.idsync_origin', reg.point_column)));
     END IF;
     UPDATE idsync.tables t SET plan = jsonb_build_object(
-        -- the replicated columns, in column order
-        'columns', to_jsonb(cols),
-        'has_references', has_references,
         -- the changes after $1 up to $2, at most $3, as items_since returns them
-        'items', items,
-        -- the columns of the stage
-        'staging_definition', 'idsync_ord bigint, idsync_point bigint, ' || idsync._staging_definition(reg),
-        -- a batch of items ($1; $2 the columns; $3 added to ord; $4 the source) into the stage
-        'fill', format('INSERT INTO %1$s (idsync_ord, idsync_point, %2$s, idsync_origin) '
-                       'SELECT x.ord + $3, (x.e ->> ''point'')::bigint, %3$s, '
-                       'coalesce((x.e ->> ''origin'')::uuid, $4) '
-                       'FROM jsonb_array_elements($1) WITH ORDINALITY x(e, ord), '
-                       'jsonb_populate_record(NULL::%1$s, x.e -> ''item'') r '
-                       'WHERE jsonb_typeof(x.e -> ''item'') = ''object'' '
-                       'AND NOT EXISTS (SELECT FROM jsonb_object_keys(x.e -> ''item'') k WHERE k <> ALL ($2))',
-                       stage, (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-                       (SELECT string_agg('r.' || quote_ident(c), ', ') FROM unnest(cols) c)),
-        -- the staged rows with their references resolved (and which ones wait), and the
-        -- columns that hold the resolved ids
-        'resolved', CASE WHEN has_references THEN idsync._resolved_sql(reg, stage) END,
-        'reference_ids', to_jsonb(ARRAY(SELECT 'idsync_ref_' || t.column_name FROM idsync._translated(target) t)),
-        -- the merge of the staged rows $1..$2 (by idsync_ord): (inserted, updated)
-        'merge', idsync._merge_statement(reg, format('(SELECT * FROM (%s) r WHERE r.idsync_ord BETWEEN $1 AND $2) s',
-                                                     idsync._merge_source(reg, stage, 'idsync_ord'))))
+        'items', items)
     WHERE t.relid = target;
 END $$;
 

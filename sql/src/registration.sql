@@ -153,18 +153,6 @@ AS 'MODULE_PATHNAME', 'idsync_key_index' LANGUAGE C STABLE SET search_path = pg_
 CREATE FUNCTION _id_column(target regclass) RETURNS name
 AS 'MODULE_PATHNAME', 'idsync_id_column' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 
--- The key columns in the order of the unique index that enforces the key: the order in which
--- merges and insert_missing take the index's locks, so that concurrent merges of overlapping
--- rows (two peers bulk-copying the same table into this node) cannot deadlock.
-CREATE FUNCTION _key_order(reg tables) RETURNS name[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce((
-        SELECT ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, n)
-                     JOIN pg_attribute a ON a.attrelid = reg.relid AND a.attnum = k.attnum ORDER BY k.n)
-        FROM pg_index i WHERE i.indexrelid = idsync._key_index(reg.relid, reg.key_columns)),
-        reg.key_columns)
-$$;
-
 -- The registered tables whose natural form involves `target`: it and the tables that
 -- reference it, transitively.
 CREATE FUNCTION _dependents(target regclass) RETURNS SETOF regclass

@@ -1,17 +1,23 @@
--- merge_items runs on the insert-missing engine (_merge_batch); the staged SQL merge remains
--- for what the engine does not take, and for batches it refuses. The same batch merged both
--- ways must leave the same rows: into `fast` by merge_items, into `slow` by the staged SQL
--- merge (staged_merge below).
+-- merge_items runs on the insert-missing engine (_merge_batch), which reads each item's values
+-- from the jsonb itself. The same batch must leave the same rows when its values are read by
+-- jsonb_populate_record into a staging table and merged by merge_staged (staged_merge below):
+-- into `fast` by merge_items, into `slow` by staged_merge.
 CREATE SCHEMA eng;
 SET search_path = eng, public;
 CREATE FUNCTION staged_merge(target regclass, items jsonb, source uuid DEFAULT NULL,
                              OUT inserted integer, OUT updated integer, OUT rejected integer)
 LANGUAGE plpgsql AS $$
+DECLARE
+    stage regclass := idsync.create_staging(target, 'items_stage');
 BEGIN
-    PERFORM idsync._begin_apply(target, NULL, 'merge');
+    EXECUTE format('INSERT INTO %s SELECT (jsonb_populate_record(NULL::%s, (e -> %L) '
+                   '|| jsonb_build_object(%L, e -> %L))).* '
+                   'FROM jsonb_array_elements($1) e WHERE jsonb_typeof(e -> %L) = %L',
+                   stage, stage, 'item', 'idsync_origin', 'origin', 'item', 'object') USING items;
+    EXECUTE format('UPDATE %s SET idsync_origin = coalesce(idsync_origin, $1)', stage) USING source;
     SELECT m.inserted, m.updated, m.rejected INTO inserted, updated, rejected
-    FROM idsync._merge_staged_items(idsync._registration(target), items, source) m;
-    PERFORM idsync._end_apply(target);
+    FROM idsync.merge_staged(target, stage, NULL, NULL) m;
+    EXECUTE format('DROP TABLE %s', stage);
 END $$;
 CREATE TABLE fast (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, n int, big numeric(10,2),
                    flag boolean, at timestamptz, code varchar(4), doc jsonb, raw json,
@@ -120,35 +126,40 @@ SELECT (SELECT array_agg(row(p.name, c.name, c.note) ORDER BY p.name, c.name) FR
        (SELECT content_hash FROM idsync.sync_info('g')) = (SELECT content_hash FROM idsync.sync_info('g2'))
        AS grandchild_hashes_agree;
 
--- A child whose parent is not here yet: the engine leaves the batch to the SQL merge, which
--- merges the rest and parks the child as waiting; it merges when its parent arrives.
+-- A child whose parent is not here yet: the engine merges the rest and parks the child as
+-- waiting; it merges when its parent arrives.
 \set waiting '[{"point": 9, "item": {"p_id": {"name": "z"}, "name": "one"}}, {"point": 10, "item": {"p_id": {"name": "y"}, "name": "two"}}]'
-SELECT idsync._begin_apply('c', NULL, 'merge'),
-       (idsync._merge_batch('c', :'waiting', NULL)).inserted IS NULL AS engine_declines,
-       idsync._end_apply('c');
 SELECT inserted, rejected FROM idsync.merge_items('c', :'waiting');
 SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'c'::regclass;
 SELECT inserted FROM idsync.merge_items('p', '[{"point": 11, "item": {"name": "z"}}]');
 SELECT count(*) AS still_waiting FROM idsync.rejects WHERE relid = 'c'::regclass;
 SELECT p.name, c.name FROM c JOIN p ON p.id = c.p_id ORDER BY 1, 2;
--- A natural key that is not an object is refused by the engine (22023) and parked by the SQL
--- merge with the error it gets there.
+-- A natural key that is not an object is refused (22023) and parked.
 SELECT inserted, rejected FROM idsync.merge_items('c', '[{"point": 12, "item": {"p_id": 5, "name": "three"}}]');
 SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'c'::regclass;
 
--- merge_staged (bulk) takes the engine too, references resolved (g's c_id); a table whose key
--- holds a reference (c) and a staging table whose types differ are left to the SQL merge.
+-- merge_staged (bulk) takes the engine too, references resolved (g's c_id); also a table whose
+-- key holds a reference (c: read as one chunk), and a staging table whose types differ (cast to
+-- the target's types).
 BEGIN;
 SELECT idsync.create_staging('g', 'g_bulk');
 INSERT INTO g_bulk (label, c_id) VALUES ('S1', '{"p_id": {"name": "y"}, "name": "one"}'),
     ('S2', NULL), ('L1', '{"p_id": {"name": "x"}, "name": "one"}');
 SELECT idsync._begin_apply('g', NULL, 'merge'),
-       idsync._merge_staged_rows('g', 'pg_temp.g_bulk', NULL) AS engine_inserted,
+       (idsync._merge_staged_rows('g', 'pg_temp.g_bulk', NULL)).inserted AS engine_inserted,
        idsync._end_apply('g');
 SELECT idsync.create_staging('c', 'c_bulk');
-SELECT idsync._merge_staged_rows('c', 'pg_temp.c_bulk', NULL) IS NULL AS key_reference_declined;
-CREATE TEMPORARY TABLE fast_text (name text, n text);
-SELECT idsync._merge_staged_rows('fast', 'pg_temp.fast_text', NULL) IS NULL AS other_types_declined;
+INSERT INTO c_bulk (p_id, name) VALUES ('{"name": "y"}', 'three'), ('{"name": "x"}', 'one');
+SELECT idsync._begin_apply('c', NULL, 'merge'),
+       (idsync._merge_staged_rows('c', 'pg_temp.c_bulk', NULL)).inserted AS key_reference_inserted,
+       idsync._end_apply('c');
+CREATE TEMPORARY TABLE fast_text (name text, n text, big text, flag text, at text, code text,
+                                  doc text, raw text, born text);
+INSERT INTO fast_text (name, n, big, flag) VALUES ('t1', '5', '1.5', 'yes');
+SELECT idsync._begin_apply('fast', NULL, 'merge'),
+       (idsync._merge_staged_rows('fast', 'pg_temp.fast_text', NULL)).inserted AS other_types_cast,
+       idsync._end_apply('fast');
+SELECT name, n, big, flag FROM fast WHERE name = 't1';
 ROLLBACK;
 BEGIN;
 SELECT idsync.create_staging('g', 'g_bulk');
@@ -261,11 +272,61 @@ SELECT (SELECT array_agg(row(c.name, p.name) ORDER BY c.name) FROM tree_fast c L
 SELECT c.name, p.name AS parent, c.idsync_version FROM tree_fast c
 LEFT JOIN tree_fast p ON p.id = c.parent_id ORDER BY c.name;
 
+-- Array and composite columns, in insert_only and lww tables: read as jsonb_populate_record
+-- reads them (a JSON array element by element, an object field by field, a string as the
+-- type's text), the same both ways; a value that does not convert parks its row only.
+CREATE TYPE eng.dims AS (w int, h int);
+CREATE TABLE shapes (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, tags text[],
+                     grid int[], size eng.dims, sizes eng.dims[]);
+CREATE TABLE shapes2 (LIKE shapes INCLUDING ALL);
+CREATE TABLE shapes_lww (LIKE shapes INCLUDING ALL);
+SELECT idsync.replicate('shapes', '{name}'), idsync.replicate('shapes2', '{name}'),
+       idsync.replicate('shapes_lww', '{name}', 'lww');
+\set shapes '[{"point": 1, "item": {"name": "a", "tags": ["x", "y"], "grid": [[1, 2], [3, 4]], "size": {"w": 1, "h": 2}, "sizes": [{"w": 3, "h": 4}]}}, {"point": 2, "item": {"name": "b", "tags": "{p,q}", "size": "(5,6)"}}, {"point": 3, "item": {"name": "c", "size": {"w": "wide"}}}, {"point": 4, "item": {"name": "d", "grid": [1, [2]]}}, {"point": 5, "item": {"name": "e"}}]'
+SELECT received, inserted, rejected FROM idsync.merge_items('shapes', :'shapes');
+SELECT name, tags, grid, size, sizes FROM shapes ORDER BY name;
+SELECT point, sqlstate FROM idsync.rejects WHERE relid = 'shapes'::regclass ORDER BY point;
+SELECT inserted, rejected FROM staged_merge('shapes2', '[{"point": 1, "item": {"name": "a", "tags": ["x", "y"], "grid": [[1, 2], [3, 4]], "size": {"w": 1, "h": 2}, "sizes": [{"w": 3, "h": 4}]}}, {"point": 2, "item": {"name": "b", "tags": "{p,q}", "size": "(5,6)"}}, {"point": 5, "item": {"name": "e"}}]');
+SELECT (SELECT content_hash FROM idsync.sync_info('shapes'))
+     = (SELECT content_hash FROM idsync.sync_info('shapes2')) AS array_hashes_agree;
+SELECT inserted, updated, rejected FROM idsync.merge_items('shapes_lww',
+    '[{"point": 1, "item": {"name": "a", "tags": ["old"], "idsync_version": 1, "idsync_deleted": false}},
+      {"point": 2, "item": {"name": "a", "tags": ["new"], "size": {"w": 7, "h": 7}, "idsync_version": 2, "idsync_deleted": false}}]');
+SELECT inserted, updated, rejected FROM idsync.merge_items('shapes_lww',
+    '[{"point": 3, "item": {"name": "a", "tags": ["newer", "still"], "grid": [[9]], "idsync_version": 3, "idsync_deleted": false}}]');
+SELECT name, tags, grid, size, idsync_version FROM shapes_lww;
+
+-- Refused rows in a bulk merge: the load is written as it comes; when the table refuses a row,
+-- it is written again by halves, and only the refused rows are parked. A row whose parent row
+-- (a plain foreign key, on replicated columns) is missing waits.
+CREATE TABLE kinds (name text PRIMARY KEY);
+CREATE TABLE things (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,
+                     kind text REFERENCES kinds, weight int CHECK (weight < 100),
+                     idsync_version bigint NOT NULL DEFAULT 0);
+SELECT idsync.replicate('kinds', '{name}'), idsync.replicate('things', '{name}', 'lww');
+INSERT INTO kinds VALUES ('tool');
+BEGIN;
+SELECT idsync.create_staging('things', 'things_bulk') IS NOT NULL AS staged;
+INSERT INTO things_bulk (name, kind, weight, idsync_version, idsync_deleted)
+SELECT 'thing ' || g, CASE WHEN g = 7 THEN 'toy' ELSE 'tool' END,
+       CASE WHEN g IN (3, 250) THEN 500 ELSE g % 90 END, 1, false
+FROM generate_series(1, 300) g;
+SELECT received, inserted, updated, unchanged, rejected
+FROM idsync.merge_staged('things', 'things_bulk', NULL, NULL);
+COMMIT;
+SELECT count(*) AS things FROM things;
+SELECT item ->> 'name' AS name, sqlstate, left(message, 40) AS message
+FROM idsync.rejects WHERE relid = 'things'::regclass ORDER BY item ->> 'name';
+INSERT INTO kinds VALUES ('toy');
+SELECT idsync.retry_waiting('kinds') AS merged_after_parent;
+SELECT name, kind FROM things WHERE name = 'thing 7';
+
 RESET search_path;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.kv_fast,eng.kv_slow,eng.tree_fast,eng.tree_slow}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.labelled,eng.small_child,eng.big_parent}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.g,eng.c,eng.p,eng.g2,eng.c2,eng.p2}'::regclass[]) t;
 SELECT idsync.unreplicate('eng.fast'), idsync.unreplicate('eng.slow'), idsync.unreplicate('eng.settings');
+SELECT idsync.unreplicate(t) FROM unnest('{eng.shapes,eng.shapes2,eng.shapes_lww,eng.things,eng.kinds}'::regclass[]) t;
 SET client_min_messages = warning; -- (the cascade names session temp tables)
 DROP SCHEMA eng CASCADE;
 RESET client_min_messages;

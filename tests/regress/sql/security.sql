@@ -145,11 +145,9 @@ SELECT received, inserted, rejected FROM idsync.merge_items('sec.kv',
 -- The helpers that run a table's plan take it from idsync.tables, not from the registration
 -- row they are given: a peer's made-up row runs no SQL of its own.
 BEGIN;
-SELECT idsync._stage(jsonb_populate_record(t, jsonb_build_object('plan',
-           jsonb_set(t.plan, '{staging_definition}', '"forged integer"')))) IS NOT NULL AS staged
+SELECT idsync._plan(jsonb_populate_record(t, jsonb_build_object('plan',
+           jsonb_set(t.plan, '{items}', '"SELECT forged"')))) ->> 'items' = t.plan ->> 'items' AS plan_from_catalog
 FROM idsync.tables t WHERE t.relid = 'sec.pkg'::regclass;
-SELECT count(*) FILTER (WHERE attname = 'forged') AS forged_columns, count(*) > 0 AS has_columns
-FROM pg_attribute WHERE attrelid = ('pg_temp.idsync_stage_' || 'sec.pkg'::regclass::oid)::regclass AND attnum > 0;
 ROLLBACK;
 RESET ROLE;
 SELECT point, item ->> 'k' AS k, sqlstate FROM idsync.rejects WHERE relid = 'sec.kv'::regclass;
