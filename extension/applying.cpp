@@ -68,17 +68,11 @@ void register_apply_callbacks()
 
 using namespace idsync;
 
-// idsync._begin_apply(target regclass, source uuid, purpose text): raises the flag for target.
-IDSYNC_FUNCTION(idsync_begin_apply)
+void idsync::begin_apply(Oid relid, const pg_uuid_t *source, ApplyPurpose purpose)
 {
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                        errmsg("target and purpose must not be NULL")));
-    Oid relid = PG_GETARG_OID(0);
-    ApplyPurpose purpose = parse_purpose(PG_GETARG_TEXT_PP(2));
     bool lww = require_registered(relid) == kLww;
     if (purpose == ApplyPurpose::merge) {
-        require_merge_rights(relid, PG_ARGISNULL(1) ? nullptr : PG_GETARG_UUID_P(1), lww);
+        require_merge_rights(relid, source, lww);
     } else {
         require(caller_roles().admin, "only idsync administrators reclaim");
         require_owner(relid);
@@ -87,13 +81,10 @@ IDSYNC_FUNCTION(idsync_begin_apply)
         ereport(ERROR,
                 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("idsync merges nest too deeply")));
     flags[nflags++] = {relid, purpose, GetCurrentTransactionNestLevel()};
-    PG_RETURN_VOID();
 }
 
-// idsync._end_apply(target regclass): lowers the newest flag raised for target.
-IDSYNC_FUNCTION(idsync_end_apply)
+void idsync::end_apply(Oid relid)
 {
-    Oid relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
     for (int i = nflags - 1; i >= 0; i--) {
         if (flags[i].relid != relid)
             continue;
@@ -101,5 +92,22 @@ IDSYNC_FUNCTION(idsync_end_apply)
         nflags--;
         break;
     }
+}
+
+// idsync._begin_apply(target regclass, source uuid, purpose text): raises the flag for target.
+IDSYNC_FUNCTION(idsync_begin_apply)
+{
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("target and purpose must not be NULL")));
+    begin_apply(PG_GETARG_OID(0), PG_ARGISNULL(1) ? nullptr : PG_GETARG_UUID_P(1),
+                parse_purpose(PG_GETARG_TEXT_PP(2)));
+    PG_RETURN_VOID();
+}
+
+// idsync._end_apply(target regclass): lowers the newest flag raised for target.
+IDSYNC_FUNCTION(idsync_end_apply)
+{
+    end_apply(PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0));
     PG_RETURN_VOID();
 }

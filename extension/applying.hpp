@@ -17,6 +17,14 @@ enum class ApplyPurpose { merge = 1, reclaim = 2 };
 // True while idsync applies rows to `relid` for `purpose` in this transaction.
 bool applying(Oid relid, ApplyPurpose purpose);
 
+// Raises the flag for `relid` after checking the caller: for a merge, an administrator or a
+// peer role with the rights a merge needs (speaking for `source`, when given); for reclaim, an
+// administrator who owns the table.
+void begin_apply(Oid relid, const pg_uuid_t *source, ApplyPurpose purpose);
+
+// Lowers the newest flag raised for `relid`.
+void end_apply(Oid relid);
+
 // Lowers flags when the (sub)transaction that raised them ends; called once by _PG_init.
 void register_apply_callbacks();
 

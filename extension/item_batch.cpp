@@ -1,7 +1,6 @@
 // The check of a batch of items (merge_items' input) in one pass over its jsonb, before
 // anything is written: every item well formed, and the last point. plpgsql needed several
 // passes and a regular expression per item for the same.
-#include "boundary.hpp"
 #include "item_values.hpp"
 
 namespace {
@@ -76,16 +75,8 @@ bool is_uuid_text(const char *s, int len)
 
 } // namespace
 
-// idsync._check_items(items jsonb) RETURNS bigint: 22023 naming the first malformed item; else
-// the largest point (NULL for no items).
-IDSYNC_FUNCTION(idsync_check_items)
+bool idsync::check_items(Jsonb *items, int64 *last_point)
 {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("items must not be NULL")));
-    Jsonb *items = PG_GETARG_JSONB_P(0);
-    if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
     PointBounds bounds = {NumericGetDatum(int64_to_numeric(0)),
                           NumericGetDatum(int64_to_numeric(PG_INT64_MAX))};
     bool any = false;
@@ -116,7 +107,6 @@ IDSYNC_FUNCTION(idsync_check_items)
         any = true;
     }
 
-    if (!any)
-        PG_RETURN_NULL();
-    PG_RETURN_INT64(last);
+    *last_point = last;
+    return any;
 }

@@ -42,6 +42,11 @@ void check_item_null(ItemColumn &column);
 // whole, as jbvBinary); false at the end.
 bool next_array_element(JsonbIterator **it, JsonbValue *element);
 
+// Checks a batch of items (a JSON array) in one pass before anything is written: 22023 naming
+// the first malformed item. Returns false for a batch without items, else true with the largest
+// point (item_batch.cpp).
+bool check_items(Jsonb *items, int64 *last_point);
+
 // The column named by object key `key`, or -1.
 int find_item_column(const ItemColumn *columns, int ncolumns, const JsonbValue *key);
 

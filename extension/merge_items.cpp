@@ -1,11 +1,11 @@
-// idsync._merge_batch: the merge of a batch of items (merge_items) on the insert-missing engine
-// (merge_rows.hpp). The items' values are read straight from the jsonb into the target's column
-// types, as jsonb_populate_record reads them, so that a value converts here exactly as it would
-// there; array and composite values are read by jsonb_to_record itself. A row that names a
-// column this node lacks, or whose value does not convert, is parked with its error; the rest
-// is merged. The batch is checked before (idsync._check_items).
+// The merge of a batch of items (merge_items) on the insert-missing engine (merge_rows.hpp). The
+// items' values are read straight from the jsonb into the target's column types, as
+// jsonb_populate_record reads them, so that a value converts here exactly as it would there; array
+// and composite values are read by jsonb_to_record itself. A row that names a column this node
+// lacks, or whose value does not convert, is parked with its error; the rest is merged. The batch
+// is checked before (idsync._check_items).
 //
-// idsync._waiting_ready: which of a table's rows parked as waiting would no longer wait.
+// waiting_ready: which of a table's rows parked as waiting would no longer wait.
 #include "boundary.hpp"
 #include "merge_rows.hpp"
 #include "state_access.hpp"
@@ -232,45 +232,23 @@ void read_values(Merge &m, MergeRows &rows, Jsonb *items)
     SPI_freeplan(one_plan);
 }
 
-Jsonb *items_arg(FunctionCallInfo fcinfo)
-{
-    Jsonb *items = DatumGetJsonbP(required_arg(fcinfo, 1, "items"));
-    if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
-    return items;
-}
-
 } // namespace
 
-} // namespace idsync
-
-using namespace idsync;
-
-// idsync._merge_batch(target regclass, items jsonb, source uuid, OUT inserted integer,
-// OUT updated integer, OUT rejected integer): merges the items and parks what it cannot.
-IDSYNC_FUNCTION(idsync_merge_batch)
+MergeResult merge_item_batch(Oid relid, Jsonb *items, Datum source, bool source_null)
 {
-    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
-    Jsonb *items = items_arg(fcinfo);
     Merge m;
-    begin_merge(m, relid, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+    begin_merge(m, relid, source, source_null);
     MergeRows rows = split_items(m, items);
     read_values(m, rows, items);
     settle_references(m, rows);
     write_rows(m, rows, true);
     flush_parked(m);
     end_merge(m);
-    return merge_counts_record(fcinfo, m);
+    return {JsonContainerSize(&items->root), m.counts.inserted, m.counts.updated, m.rejected};
 }
 
-// idsync._waiting_ready(target regclass, items jsonb) RETURNS bigint[]: the points of the items
-// (rows parked as waiting, each with its reject_id as its point) that would no longer wait: their
-// values convert and what they reference is here. Nothing is written.
-IDSYNC_FUNCTION(idsync_waiting_ready)
+ArrayType *waiting_ready(Oid relid, Jsonb *items)
 {
-    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
-    Jsonb *items = items_arg(fcinfo);
     Merge m;
     begin_merge(m, relid, Datum(0), true);
     MergeRows rows = split_items(m, items);
@@ -286,5 +264,24 @@ IDSYNC_FUNCTION(idsync_waiting_ready)
         construct_array(ready, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
     MemoryContextSwitchTo(work);
     end_merge(m);
-    PG_RETURN_ARRAYTYPE_P(result);
+    return result;
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+// idsync._merge_batch(target regclass, items jsonb, source uuid, OUT inserted integer,
+// OUT updated integer, OUT rejected integer): the merge itself, without the checks and the
+// sync point of merge_items (for tests).
+IDSYNC_FUNCTION(idsync_merge_batch)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    Jsonb *items = DatumGetJsonbP(required_arg(fcinfo, 1, "items"));
+    if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("items must be a JSON array")));
+    MergeResult r = merge_item_batch(relid, items, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2),
+                                     PG_ARGISNULL(2));
+    return merge_counts_record(fcinfo, r);
 }

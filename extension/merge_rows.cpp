@@ -304,7 +304,8 @@ void check_plain_reference(Merge &m, MergeRows &rows, const PlainReference &p, W
             values[i] = rows.values.values[c][row_of[i]];
         params[k + 1] = column_array(m.batch.target, c, values, nulls, count);
     }
-    if (SPI_execute_plan(p.missing, params, nullptr, true, 0) != SPI_OK_SELECT)
+    // Not read-only: the lookup must see the parent rows this transaction merged just before.
+    if (SPI_execute_plan(p.missing, params, nullptr, false, 0) != SPI_OK_SELECT)
         elog(ERROR, "idsync: the lookup of parent rows in %s failed", relid_name(p.parent));
     SPITupleTable *result = SPI_tuptable;
     for (uint64 j = 0; j < SPI_processed; j++) {
@@ -506,15 +507,15 @@ void flush_parked(Merge &m)
     write_parked(m.parked, m.relid, m.source, m.source_null);
 }
 
-Datum merge_counts_record(FunctionCallInfo fcinfo, const Merge &m)
+Datum merge_counts_record(FunctionCallInfo fcinfo, const MergeResult &r)
 {
     TupleDesc desc;
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("a merge must return a record")));
-    Datum values[3] = {Int32GetDatum(static_cast<int32>(m.counts.inserted)),
-                       Int32GetDatum(static_cast<int32>(m.counts.updated)),
-                       Int32GetDatum(static_cast<int32>(m.rejected))};
+    Datum values[3] = {Int32GetDatum(static_cast<int32>(r.inserted)),
+                       Int32GetDatum(static_cast<int32>(r.updated)),
+                       Int32GetDatum(static_cast<int32>(r.rejected))};
     bool nulls[3] = {false, false, false};
     return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
 }

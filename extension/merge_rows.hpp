@@ -78,8 +78,31 @@ void write_rows(Merge &m, MergeRows &rows, bool by_halves);
 // Step 4: parks the rows set aside so far.
 void flush_parked(Merge &m);
 
-// The merge function's result: (inserted, updated, rejected).
-Datum merge_counts_record(FunctionCallInfo fcinfo, const Merge &m);
+// What a merge did: rows received, inserted, updated and parked (the rest were unchanged).
+struct MergeResult {
+    int64 received;
+    int64 inserted;
+    int64 updated;
+    int64 rejected;
+};
+
+// (inserted, updated, rejected) as a record of the function's result type.
+Datum merge_counts_record(FunctionCallInfo fcinfo, const MergeResult &result);
+
+// Merges a batch of items, a JSON array checked by check_items (merge_items.cpp).
+MergeResult merge_item_batch(Oid relid, Jsonb *items, Datum source, bool source_null);
+
+// The points of the items (rows parked as waiting, each with its reject_id as its point) that
+// would no longer wait: their values convert and what they reference is here. Nothing is
+// written (merge_items.cpp).
+ArrayType *waiting_ready(Oid relid, Jsonb *items);
+
+// Checks a staging table's columns against the target's replicated columns: 42703 naming those
+// it lacks, 42804 for a translated reference that is not jsonb (merge_staged_rows.cpp).
+void check_staging(Oid relid, Oid staging);
+
+// Merges the rows of a staging table (merge_staged_rows.cpp).
+MergeResult merge_staging_table(Oid relid, Oid staging, Datum source, bool source_null);
 
 // Releases what begin_merge took, except the locks, which last until the transaction ends.
 void end_merge(Merge &m);

@@ -89,6 +89,7 @@ struct StagedCall {
     const char *sql;
     bool ordered;
     bool by_halves;
+    int64 received;
 };
 
 // Merges the staged rows, chunk by chunk.
@@ -106,12 +107,14 @@ void run_staged(void *arg)
     MemoryContext work = CurrentMemoryContext;
     MemoryContext per_chunk =
         AllocSetContextCreate(work, "idsync staged merge chunk", ALLOCSET_DEFAULT_SIZES);
+    call->received = 0;
     for (int chunk = 0;; chunk++) {
         if (chunk == kPlainChunks)
             m.batch.plain_first = false;
         SPI_cursor_fetch(cursor, true, call->ordered ? kStagedChunk : FETCH_ALL);
         if (SPI_processed == 0)
             break;
+        call->received += static_cast<int64>(SPI_processed);
         SPITupleTable *tuples = SPI_tuptable;
         MemoryContextSwitchTo(per_chunk);
         MergeRows rows = chunk_rows(m, tuples, static_cast<int64>(SPI_processed));
@@ -128,22 +131,51 @@ void run_staged(void *arg)
 
 } // namespace
 
-} // namespace idsync
-
-using namespace idsync;
-
-// idsync._merge_staged_rows(target regclass, staging regclass, source uuid, OUT inserted
-// integer, OUT updated integer, OUT rejected integer): merges the staged rows and parks what it
-// cannot.
-IDSYNC_FUNCTION(idsync_merge_staged_rows)
+void check_staging(Oid relid, Oid staging)
 {
-    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
-    Oid staging_id = DatumGetObjectId(required_arg(fcinfo, 1, "staging"));
+    check_staging_access(staging);
+    const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    Relation rel = relation_open(relid, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    StringInfoData missing, not_jsonb;
+    initStringInfo(&missing);
+    initStringInfo(&not_jsonb);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        const char *name = NameStr(att->attname);
+        if (att->attisdropped || registered_name_among(name, reg->local_columns, reg->nlocal))
+            continue;
+        AttrNumber staged = get_attnum(staging, name);
+        if (staged <= 0) {
+            appendStringInfo(&missing, "%s%s", missing.len ? ", " : "", quote_identifier(name));
+        } else if (registered_name_among(name, reg->reference_columns, reg->nreferences) &&
+                   get_atttype(staging, staged) != JSONBOID) {
+            appendStringInfo(&not_jsonb, "%s%s", not_jsonb.len ? ", " : "", quote_identifier(name));
+        }
+    }
+    relation_close(rel, NoLock);
+    if (missing.len > 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_UNDEFINED_COLUMN),
+                 errmsg("staging table %s lacks column %s", relid_name(staging), missing.data)));
+    if (not_jsonb.len > 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_DATATYPE_MISMATCH),
+                 errmsg("column %s of staging table %s must be jsonb", not_jsonb.data,
+                        relid_name(staging)),
+                 errdetail("A reference to a local id travels as the natural key of the "
+                           "referenced row."),
+                 errhint("Create the staging table with idsync.create_staging() and fill it from "
+                         "idsync.bulk_query() on the sender.")));
+}
+
+MergeResult merge_staging_table(Oid relid, Oid staging_id, Datum source, bool source_null)
+{
     check_staging_access(staging_id);
     Merge m;
-    begin_merge(m, relid, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+    begin_merge(m, relid, source, source_null);
     Relation staging = relation_open(staging_id, AccessShareLock);
-    StagedCall call = {&m, nullptr, true, false};
+    StagedCall call = {&m, nullptr, true, false, 0};
     call.sql = staged_rows_sql(m, staging, &call.ordered);
     ErrorData *error = try_subtransaction(run_staged, &call, row_error);
     if (error != nullptr) {
@@ -157,5 +189,21 @@ IDSYNC_FUNCTION(idsync_merge_staged_rows)
     }
     relation_close(staging, NoLock);
     end_merge(m);
-    return merge_counts_record(fcinfo, m);
+    return {call.received, m.counts.inserted, m.counts.updated, m.rejected};
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+// idsync._merge_staged_rows(target regclass, staging regclass, source uuid, OUT inserted
+// integer, OUT updated integer, OUT rejected integer): the merge itself, without the checks and
+// the sync point of merge_staged (for tests).
+IDSYNC_FUNCTION(idsync_merge_staged_rows)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    Oid staging = DatumGetObjectId(required_arg(fcinfo, 1, "staging"));
+    MergeResult r = merge_staging_table(
+        relid, staging, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+    return merge_counts_record(fcinfo, r);
 }

@@ -23,6 +23,9 @@ const char *relid_name(Oid relid)
     char *name = get_rel_name(relid);
     if (name == nullptr)
         return psprintf("with OID %u", relid);
+    // A session's temporary table by its name alone, as regclass shows it with the pinned path.
+    if (isTempNamespace(get_rel_namespace(relid)))
+        return quote_identifier(name);
     return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
 }
 
@@ -155,6 +158,21 @@ int require_registered(Oid relid)
                         errmsg("table %s is not registered for replication", relid_name(relid)),
                         errhint("Register it with idsync.replicate().")));
     return mode;
+}
+
+void require_replicable(Oid relid)
+{
+    require_registered(relid);
+    if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied for table %s", relid_name(relid)),
+                        errdetail("Replicating a table reads all of its rows.")));
+    if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("row-level security hides rows of table %s from role %s",
+                               relid_name(relid), GetUserNameFromId(GetUserId(), false)),
+                        errdetail("Replication reads and merges every row of a table."),
+                        errhint("Replicate as the table's owner or as a role with BYPASSRLS.")));
 }
 
 // May the caller merge rows into `relid` (in the name of `source`, when given)? Administrators

@@ -11,7 +11,8 @@
 
 namespace idsync {
 
-// A relation's schema-qualified, quoted name for messages ("with OID n" when it is gone).
+// A relation's schema-qualified, quoted name for messages ("with OID n" when it is gone), as
+// regclass prints it under the pinned search_path (this session's temporary tables unqualified).
 const char *relid_name(Oid relid);
 
 // The role that owns idsync's tables.
@@ -59,10 +60,20 @@ int registration_mode(Oid relid);
 // ERROR 55000 unless `relid` is registered; returns its mode.
 int require_registered(Oid relid);
 
+// What every replication function checks first (as idsync._registration): 55000 unless `relid`
+// is registered, 42501 unless the caller may read all of its rows (SELECT, and no row-level
+// security in the way: a replica of the rows a policy shows would be a silent partial copy).
+void require_replicable(Oid relid);
+
 // ERROR 42501 unless the caller may merge rows into `relid`, in the name of `source` when
 // given: administrators may; a peer role may when it speaks for `source` and holds SELECT and
 // INSERT (and UPDATE for lww) on the table.
 void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww);
+
+// Raises the sync point of `remote` for `relid` to at least `point` (as idsync._raise_sync):
+// incoming points for administrators and peers that may merge into the table, outgoing points
+// for administrators and the daemon's local role (state_writes.cpp).
+void raise_sync(Oid relid, Datum remote, int64 point, bool incoming);
 
 // Parks rows a merge into `relid` could not apply in idsync.rejects, from `rejects`, a jsonb
 // array of {point, item, sqlstate, message, detail}. Whoever may merge into the table may park

@@ -43,29 +43,7 @@ IDSYNC_FUNCTION(idsync_raise_sync)
     Oid relid = DatumGetObjectId(required(fcinfo, 0, "target"));
     Datum remote = required(fcinfo, 1, "remote");
     int64 point = DatumGetInt64(required(fcinfo, 2, "point"));
-    bool incoming = DatumGetBool(required(fcinfo, 3, "incoming"));
-    check_point(point);
-    if (incoming) {
-        require_incoming_rights(relid);
-    } else {
-        require_registered(relid);
-        CallerRoles roles = caller_roles();
-        require(roles.admin || roles.daemon,
-                "only idsyncd's local role and administrators record outgoing sync points");
-    }
-    Oid types[3] = {UUIDOID, OIDOID, INT8OID};
-    Datum values[3] = {remote, ObjectIdGetDatum(relid), Int64GetDatum(point)};
-    exec_as_owner(incoming ? "INSERT INTO idsync.incoming_sync AS s (remote_id, relid, sync_point) "
-                             "VALUES ($1, $2::pg_catalog.regclass, $3) "
-                             "ON CONFLICT (relid, remote_id) DO UPDATE SET sync_point = "
-                             "GREATEST(s.sync_point, excluded.sync_point), "
-                             "updated_at = pg_catalog.now()"
-                           : "INSERT INTO idsync.outgoing_sync AS s (remote_id, relid, sync_point) "
-                             "VALUES ($1, $2::pg_catalog.regclass, $3) "
-                             "ON CONFLICT (relid, remote_id) DO UPDATE SET sync_point = "
-                             "GREATEST(s.sync_point, excluded.sync_point), "
-                             "updated_at = pg_catalog.now()",
-                  3, types, values, nullptr);
+    raise_sync(relid, remote, point, DatumGetBool(required(fcinfo, 3, "incoming")));
     PG_RETURN_VOID();
 }
 
@@ -93,6 +71,32 @@ IDSYNC_FUNCTION(idsync_correct_sync)
         "AND s.sync_point OPERATOR(pg_catalog.>) $3",
         3, types, values, nullptr);
     PG_RETURN_INT64(point);
+}
+
+void idsync::raise_sync(Oid relid, Datum remote, int64 point, bool incoming)
+{
+    check_point(point);
+    if (incoming) {
+        require_incoming_rights(relid);
+    } else {
+        require_registered(relid);
+        CallerRoles roles = caller_roles();
+        require(roles.admin || roles.daemon,
+                "only idsyncd's local role and administrators record outgoing sync points");
+    }
+    Oid types[3] = {UUIDOID, OIDOID, INT8OID};
+    Datum values[3] = {remote, ObjectIdGetDatum(relid), Int64GetDatum(point)};
+    exec_as_owner(incoming ? "INSERT INTO idsync.incoming_sync AS s (remote_id, relid, sync_point) "
+                             "VALUES ($1, $2::pg_catalog.regclass, $3) "
+                             "ON CONFLICT (relid, remote_id) DO UPDATE SET sync_point = "
+                             "GREATEST(s.sync_point, excluded.sync_point), "
+                             "updated_at = pg_catalog.now()"
+                           : "INSERT INTO idsync.outgoing_sync AS s (remote_id, relid, sync_point) "
+                             "VALUES ($1, $2::pg_catalog.regclass, $3) "
+                             "ON CONFLICT (relid, remote_id) DO UPDATE SET sync_point = "
+                             "GREATEST(s.sync_point, excluded.sync_point), "
+                             "updated_at = pg_catalog.now()",
+                  3, types, values, nullptr);
 }
 
 uint64 idsync::park_rejects(Oid relid, Datum source, bool source_null, Datum rejects)

@@ -437,11 +437,6 @@ DROP FUNCTION _stage(tables);
 DROP FUNCTION _row_hash_expr(tables, text);
 DROP FUNCTION _key_order(tables);
 
--- The check of a batch of items in one pass (extension/item_batch.cpp): 22023 naming the first
--- malformed item; else the largest point (NULL for none).
-CREATE FUNCTION _check_items(items jsonb) RETURNS bigint
-AS 'MODULE_PATHNAME', 'idsync_check_items' LANGUAGE C IMMUTABLE SET search_path = pg_catalog, pg_temp;
-
 -- The merge of a batch of items on the insert-missing engine (extension/merge_items.cpp): how
 -- many rows were inserted, updated, and parked (refused, or waiting for a referenced row).
 CREATE FUNCTION _merge_batch(target regclass, items jsonb, source uuid,
@@ -453,127 +448,15 @@ CREATE FUNCTION _merge_staged_rows(target regclass, staging regclass, source uui
                                    OUT inserted integer, OUT updated integer, OUT rejected integer)
 AS 'MODULE_PATHNAME', 'idsync_merge_staged_rows' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
--- Of the items (parked rows, each with its reject_id as its point), the points of those that
--- would no longer wait: what they reference is here (extension/merge_items.cpp).
-CREATE FUNCTION _waiting_ready(target regclass, items jsonb) RETURNS bigint[]
-AS 'MODULE_PATHNAME', 'idsync_waiting_ready' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
-
--- merge_items, and the retries of parked rows: with raise_point the source's incoming point
--- moves with the batch (a merge in the source's name); without it, source only labels the
--- rows parked again.
-CREATE OR REPLACE FUNCTION _merge_items(target regclass, items jsonb, source uuid, raise_point boolean)
-RETURNS TABLE (received integer, inserted integer, updated integer, unchanged integer,
-               rejected integer, sync_point bigint)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    reg idsync.tables := idsync._registration(target);
-    last_point bigint;
-BEGIN
-    IF items IS NULL THEN
-        RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF jsonb_typeof(items) <> 'array' THEN
-        RAISE EXCEPTION 'items must be a JSON array' USING ERRCODE = '22023',
-            HINT = 'Pass jsonb_agg(i) over the rows of idsync.items_since: [{"point": ..., "item": {...}, "origin": ...}, ...].';
-    END IF;
-    -- An item of null is a row the receiver wrote itself (items_since skips it for its origin):
-    -- only its point counts. "origin" names the node that wrote the row (the source when absent).
-    last_point := idsync._check_items(items);
-    PERFORM idsync._begin_apply(target, CASE WHEN raise_point THEN source END, 'merge');
-    received := jsonb_array_length(items);
-    SELECT * INTO inserted, updated, rejected FROM idsync._merge_batch(target, items, source);
-    unchanged := received - inserted - updated - rejected;
-
-    -- Always, also when nothing changed: a receiver whose rows are all newer must still move
-    -- the sender's point forward, or the sender stays diff-capped for ever.
-    IF raise_point AND source IS NOT NULL AND last_point IS NOT NULL THEN
-        PERFORM idsync._raise_sync(target, source, last_point, true);
-    END IF;
-    PERFORM idsync._end_apply(target);
-    PERFORM idsync.retry_waiting(target);
-    sync_point := CASE WHEN raise_point AND source IS NOT NULL THEN idsync.get_sync(target, source) END;
-    RETURN NEXT;
-END $$;
-
 CREATE OR REPLACE FUNCTION merge_items(target regclass, items jsonb, source uuid DEFAULT NULL)
 RETURNS TABLE (received integer, inserted integer, updated integer, unchanged integer,
                rejected integer, sync_point bigint)
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM idsync._merge_items(target, items, source, true)
-$$;
+AS 'MODULE_PATHNAME', 'idsync_merge_items' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION merge_staged(target regclass, staging regclass, source uuid, point bigint)
 RETURNS TABLE (received integer, inserted integer, updated integer, unchanged integer,
                rejected integer, sync_point bigint)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    reg idsync.tables := idsync._registration(target);
-    missing text;
-BEGIN
-    IF staging IS NULL THEN
-        RAISE EXCEPTION 'staging must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF source IS NOT NULL AND point IS NULL THEN
-        RAISE EXCEPTION 'point must not be NULL when source is given' USING ERRCODE = '22004';
-    END IF;
-    SELECT string_agg(quote_ident(c), ', ') INTO missing FROM unnest(idsync._replicated_columns(reg)) c
-    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = staging
-                      AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'staging table % lacks column %', staging, missing
-            USING ERRCODE = '42703';
-    END IF;
-    SELECT string_agg(quote_ident(t.column_name), ', ') INTO missing
-    FROM idsync._translated(target) t
-    JOIN pg_attribute a ON a.attrelid = staging AND a.attname = t.column_name
-    WHERE a.atttypid <> 'jsonb'::regtype;
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'column % of staging table % must be jsonb', missing, staging
-            USING ERRCODE = '42804',
-                  DETAIL = 'A reference to a local id travels as the natural key of the referenced row.',
-                  HINT = 'Create the staging table with idsync.create_staging() and fill it from idsync.bulk_query() on the sender.';
-    END IF;
-    PERFORM idsync._begin_apply(target, source, 'merge');
-    EXECUTE format('SELECT count(*) FROM %s', staging) INTO received;
-    -- Each staged row comes with the node it was written on (idsync_origin, which bulk_query
-    -- ships), else from the source.
-    SELECT * INTO inserted, updated, rejected FROM idsync._merge_staged_rows(target, staging, source);
-    unchanged := received - inserted - updated - rejected;
-    IF source IS NOT NULL THEN
-        PERFORM idsync._raise_sync(target, source, point, true);
-    END IF;
-    PERFORM idsync._end_apply(target);
-    PERFORM idsync.retry_waiting(target);
-    sync_point := CASE WHEN source IS NULL THEN NULL ELSE idsync.get_sync(target, source) END;
-    RETURN NEXT;
-END $$;
-
--- As before; the rows are taken through _take_rejects (all of them for an administrator's
--- retry_rejects; the listed waiting rows otherwise) and keep their source when parked again.
-CREATE OR REPLACE FUNCTION _retry(target regclass, reject_ids bigint[],
-                                  OUT retried integer, OUT merged integer, OUT inserted integer)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    batch record;
-    result record;
-BEGIN
-    retried := 0;
-    merged := 0;
-    inserted := 0;
-    FOR batch IN
-        SELECT t.source, jsonb_agg(jsonb_build_object('point', coalesce(t.point, 0), 'item', t.item)
-                                   ORDER BY t.reject_id) AS items
-        FROM idsync._take_rejects(target, reject_ids, reject_ids IS NOT NULL) t GROUP BY t.source
-    LOOP
-        -- Merged without raising a point: the sync point already moved past these rows.
-        SELECT * INTO result FROM idsync._merge_items(target, batch.items, batch.source, false);
-        retried := retried + result.received;
-        merged := merged + result.received - result.rejected;
-        inserted := inserted + result.inserted;
-    END LOOP;
-END $$;
+AS 'MODULE_PATHNAME', 'idsync_merge_staged' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION reclaim(target regclass, older_than interval)
 RETURNS TABLE (tombstones bigint, sync_rows bigint)
@@ -744,38 +627,15 @@ BEGIN
     USING after, bound, max_rows, to_node, idsync.node_id();
 END $$;
 
-CREATE OR REPLACE FUNCTION _retry_round(target regclass) RETURNS integer
-LANGUAGE plpgsql VOLATILE SET idsync.retrying = on SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    queue regclass[] := ARRAY[target];
-    current_table regclass;
-    child regclass;
-    ready bigint[];
-    result record;
-    total integer := 0;
-BEGIN
-    WHILE cardinality(queue) > 0 LOOP
-        current_table := queue[1];
-        queue := queue[2:];
-        FOR child IN
-            SELECT DISTINCT t.relid FROM idsync.tables t
-            WHERE (t.relid = current_table OR EXISTS (
-                       SELECT 1 FROM pg_constraint c WHERE c.conrelid = t.relid
-                       AND c.confrelid = current_table AND c.contype = 'f'))
-              AND EXISTS (SELECT 1 FROM idsync.rejects r WHERE r.relid = t.relid AND r.sqlstate = '23503')
-        LOOP
-            SELECT idsync._waiting_ready(child, jsonb_agg(jsonb_build_object('point', r.reject_id, 'item', r.item)))
-            INTO ready FROM idsync.rejects r WHERE r.relid = child AND r.sqlstate = '23503';
-            CONTINUE WHEN cardinality(ready) = 0;
-            SELECT * INTO result FROM idsync._retry(child, ready);
-            total := total + result.merged;
-            IF result.inserted > 0 AND child <> ALL (queue) THEN
-                queue := queue || child;
-            END IF;
-        END LOOP;
-    END LOOP;
-    RETURN total;
-END $$;
+-- The retries of parked rows, in C (extension/retries.cpp).
+DROP FUNCTION _retry(regclass, bigint[]);
+DROP FUNCTION _retry_round(regclass);
+CREATE OR REPLACE FUNCTION retry_rejects(target regclass)
+RETURNS TABLE (retried integer, merged integer, still_rejected integer)
+AS 'MODULE_PATHNAME', 'idsync_retry_rejects' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION retry_waiting(target regclass) RETURNS integer
+AS 'MODULE_PATHNAME', 'idsync_retry_waiting' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION _build_plan(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

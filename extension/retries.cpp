@@ -1,0 +1,196 @@
+// The retries of parked rows: retry_waiting, which merges the rows parked as waiting whose
+// references now resolve (after every merge), and retry_rejects, an administrator's retry of
+// every parked row of a table after fixing what refused them. Rows are taken out of
+// idsync.rejects by idsync._take_rejects (which checks the caller) and merged again through
+// merge_items, without raising a sync point (the point already moved past them); rows refused
+// again are parked again with their source.
+#include "boundary.hpp"
+#include "merge_calls.hpp"
+#include "state_access.hpp"
+#include "work_array.hpp"
+
+namespace idsync {
+
+extern bool retrying; // idsync.retrying (module.cpp): a round of retries is going on
+
+namespace {
+
+struct Retried {
+    int64 retried;
+    int64 merged; // inserted + updated + unchanged
+    int64 inserted;
+};
+
+// Runs a read-only query with search_path pinned, in an SPI connection of the caller's.
+void query(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+    int pinned = pin_search_path();
+    int ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+    unpin_search_path(pinned);
+    if (ret < 0)
+        elog(ERROR, "idsync: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
+}
+
+// Merges the parked rows of `relid` picked by `reject_ids` (all of them, for an administrator's
+// retry_rejects, when NULL; else rows waiting for a referenced row) once more, one batch per
+// source.
+Retried retry(Oid relid, ArrayType *reject_ids)
+{
+    Retried total = {0, 0, 0};
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    Oid types[2] = {OIDOID, INT8ARRAYOID};
+    Datum values[2] = {ObjectIdGetDatum(relid), PointerGetDatum(reject_ids)};
+    char nulls[3] = {' ', reject_ids == nullptr ? 'n' : ' ', '\0'};
+    query("SELECT t.source, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+          "'point', COALESCE(t.point, 0), 'item', t.item) ORDER BY t.reject_id) "
+          "FROM idsync._take_rejects($1::pg_catalog.regclass, $2, $2 IS NOT NULL) t "
+          "GROUP BY t.source",
+          2, types, values, nulls);
+    // Kept: the merges below run statements of their own.
+    SPITupleTable *batches = SPI_tuptable;
+    uint64 nbatches = SPI_processed;
+    for (uint64 i = 0; i < nbatches; i++) {
+        bool source_null, items_null;
+        Datum source = SPI_getbinval(batches->vals[i], batches->tupdesc, 1, &source_null);
+        Jsonb *items =
+            DatumGetJsonbP(SPI_getbinval(batches->vals[i], batches->tupdesc, 2, &items_null));
+        MergeResult r = merge_items_call(relid, items, source, source_null, false).result;
+        total.retried += r.received;
+        total.merged += r.received - r.rejected;
+        total.inserted += r.inserted;
+    }
+    SPI_finish();
+    return total;
+}
+
+// The registered tables with rows waiting for a referenced row that `relid` may hold: it and
+// the tables that reference it.
+ArrayType *waiting_children(Oid relid)
+{
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(relid)};
+    query("SELECT DISTINCT t.relid::pg_catalog.oid FROM idsync.tables t "
+          "WHERE (t.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass OR EXISTS ("
+          "  SELECT FROM pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) t.relid"
+          "  AND c.confrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f')) "
+          "AND EXISTS (SELECT FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) t.relid "
+          "  AND r.sqlstate OPERATOR(pg_catalog.=) '23503')",
+          1, types, values, nullptr);
+    Datum *children = work_array<Datum>(SPI_processed);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        children[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+    }
+    return construct_array(children, static_cast<int>(SPI_processed), OIDOID, sizeof(Oid), true,
+                           TYPALIGN_INT);
+}
+
+// The rows of `child` parked as waiting whose references now resolve (their reject_ids).
+ArrayType *ready_rows(Oid child)
+{
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(child)};
+    query("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('point', r.reject_id, "
+          "'item', r.item)) FROM idsync.rejects r "
+          "WHERE r.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+          "AND r.sqlstate OPERATOR(pg_catalog.=) '23503'",
+          1, types, values, nullptr);
+    bool isnull;
+    Datum items = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull)
+        return nullptr;
+    ArrayType *ready = waiting_ready(child, DatumGetJsonbP(items));
+    return ArrayGetNItems(ARR_NDIM(ready), ARR_DIMS(ready)) > 0 ? ready : nullptr;
+}
+
+// The round retry_waiting starts: the tables to look at are a queue; a table that gained rows
+// wakes the tables that reference it in turn.
+int64 retry_round(Oid relid)
+{
+    int64 total = 0;
+    int64 capacity = 16, head = 0, tail = 0;
+    Oid *queue = work_array<Oid>(capacity);
+    queue[tail++] = relid;
+    while (head < tail) {
+        Oid current = queue[head++];
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "idsync could not connect to SPI");
+        ArrayType *children = waiting_children(current);
+        Datum *child_oids;
+        int nchildren;
+        deconstruct_array(children, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &child_oids, nullptr,
+                          &nchildren);
+        for (int c = 0; c < nchildren; c++) {
+            Oid child = DatumGetObjectId(child_oids[c]);
+            ArrayType *ready = ready_rows(child);
+            if (ready == nullptr)
+                continue;
+            Retried r = retry(child, ready);
+            total += r.merged;
+            bool queued = false;
+            for (int64 q = head; q < tail; q++)
+                queued |= queue[q] == child;
+            if (r.inserted > 0 && !queued) {
+                if (tail == capacity) {
+                    capacity *= 2;
+                    queue = static_cast<Oid *>(repalloc_huge(queue, sizeof(Oid) * capacity));
+                }
+                queue[tail++] = child;
+            }
+        }
+        SPI_finish();
+    }
+    return total;
+}
+
+} // namespace
+
+int64 retry_waiting(Oid relid)
+{
+    // A retry merges through merge_items, which calls back here: the round in progress goes on.
+    if (retrying)
+        return 0;
+    int level = NewGUCNestLevel();
+    (void)set_config_option("idsync.retrying", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                            true, 0, false);
+    int64 merged = retry_round(relid);
+    AtEOXact_GUC(true, level);
+    return merged;
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+// idsync.retry_waiting(target regclass) RETURNS integer: merges the rows of a table, and of the
+// registered tables that reference it, that wait for a referenced row which is now here.
+IDSYNC_FUNCTION(idsync_retry_waiting)
+{
+    if (PG_ARGISNULL(0))
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("target must not be NULL")));
+    Oid relid = PG_GETARG_OID(0);
+    require_replicable(relid);
+    PG_RETURN_INT32(static_cast<int32>(retry_waiting(relid)));
+}
+
+// idsync.retry_rejects(target regclass) RETURNS TABLE (retried integer, merged integer,
+// still_rejected integer): an administrator's retry of every parked row of a table.
+IDSYNC_FUNCTION(idsync_retry_rejects)
+{
+    if (PG_ARGISNULL(0))
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("target must not be NULL")));
+    Oid relid = PG_GETARG_OID(0);
+    require_replicable(relid);
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Retried r = retry(relid, nullptr);
+    Datum values[3] = {Int32GetDatum(static_cast<int32>(r.retried)),
+                       Int32GetDatum(static_cast<int32>(r.merged)),
+                       Int32GetDatum(static_cast<int32>(r.retried - r.merged))};
+    bool nulls[3] = {false, false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return Datum(0);
+}
