@@ -169,9 +169,8 @@ void resolve_batch(Batch &b)
                             errhint("Retry the transaction.")));
         if (insert.plan == nullptr)
             insert = prepare_missing_insert(t);
-        bool plain = round == 0 && b.plain_first && sample.all_missing;
-        if (!insert_groups(insert, t, v, k, pending, missing, b.ids, plain))
-            b.plain_first = false; // rows meet others here: ON CONFLICT for the rest of the call
+        insert_groups(insert, t, v, k, pending, missing, b.ids,
+                      round == 0 && b.plain_first && sample.all_missing);
         probe_groups(t, v, k, pending, collect_missing(b.ids, ngroups, pending), b.ids);
     }
     free_missing_insert(insert);

@@ -26,9 +26,9 @@ struct Batch {
     ColumnValues values;
     RowKeys keys;
     GroupIds ids;
-    // Merges only: try a plain INSERT before ON CONFLICT (missing_insert.hpp). Not for
-    // insert_missing, whose callers see the ids: a rolled-back attempt leaves gaps in them.
-    // Cleared after an attempt is rolled back.
+    // Merges only: rows known to be missing go in by a plain INSERT (missing_insert.hpp), whose
+    // unique violation the merge catches, undoes and redoes without it. Not for insert_missing,
+    // whose callers see the ids: a rolled-back attempt leaves gaps in them.
     bool plain_first;
 };
 

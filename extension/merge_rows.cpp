@@ -122,7 +122,9 @@ int *constraint_ranks(List *fkeys)
 // which parks such a row with its error.
 void find_references(Merge &m)
 {
-    List *fkeys = RelationGetFKeyList(m.batch.target.rel);
+    // A copy: the relcache's list goes with the next invalidation, and looking up constraint
+    // names and preparing statements below may process one.
+    List *fkeys = static_cast<List *>(copyObjectImpl(RelationGetFKeyList(m.batch.target.rel)));
     int *rank = constraint_ranks(fkeys);
     m.plain = work_array0<PlainReference>(list_length(fkeys));
     m.nplain = 0;
@@ -359,12 +361,17 @@ void write_by_halves(Merge &m, MergeRows &rows, const int32 *live, int64 count)
 {
     WriteCall call = {&m, &rows, live, count, {0, 0}};
     ErrorData *error = try_subtransaction(run_write, &call, row_error);
+    if (error != nullptr && error->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && m.batch.plain_first) {
+        // The plain INSERT met a row after all (a concurrent merge): ON CONFLICT from here on.
+        FreeErrorData(error);
+        m.batch.plain_first = false;
+        error = try_subtransaction(run_write, &call, row_error);
+    }
     if (error == nullptr) {
         m.counts.inserted += call.counts.inserted;
         m.counts.updated += call.counts.updated;
         return;
     }
-    m.batch.plain_first = false; // rows meet refusals here: no more attempts of their own
     if (count == 1) {
         set_aside_error(m, rows, live[0], error);
         return;

@@ -7,8 +7,8 @@
 // and is merged as one chunk.
 //
 // The chunks are first written as they come, in one subtransaction. When the table refuses a
-// row, that is rolled back and the chunks are merged again by halves (merge_rows.hpp), so that a
-// load of clean rows pays for one attempt only.
+// row, that is rolled back and the chunks are merged again by halves (merge_rows.hpp), so that
+// a load of clean rows pays for one attempt only.
 #include "boundary.hpp"
 #include "merge_rows.hpp"
 #include "state_access.hpp"
@@ -20,10 +20,6 @@ namespace idsync {
 namespace {
 
 constexpr int64 kStagedChunk = 50000;
-// Each plain INSERT attempt is a subtransaction with an xid of its own; past 64 of them in one
-// transaction, PostgreSQL's per-backend cache of them overflows and every snapshot in the
-// cluster gets slower. Later chunks use ON CONFLICT.
-constexpr int kPlainChunks = 32;
 
 // SELECT the replicated columns (cast to the target's types where the staging table has others;
 // references stay jsonb) and the origin (the row's, else $1), in the key index's order when
@@ -108,9 +104,7 @@ void run_staged(void *arg)
     MemoryContext per_chunk =
         AllocSetContextCreate(work, "idsync staged merge chunk", ALLOCSET_DEFAULT_SIZES);
     call->received = 0;
-    for (int chunk = 0;; chunk++) {
-        if (chunk == kPlainChunks)
-            m.batch.plain_first = false;
+    for (;;) {
         SPI_cursor_fetch(cursor, true, call->ordered ? kStagedChunk : FETCH_ALL);
         if (SPI_processed == 0)
             break;
@@ -127,6 +121,14 @@ void run_staged(void *arg)
     }
     SPI_cursor_close(cursor);
     MemoryContextDelete(per_chunk);
+}
+
+// What a rolled-back pass had counted and set aside.
+void forget_progress(Merge &m)
+{
+    m.counts = {0, 0};
+    m.rejected = 0;
+    m.parked = {nullptr, 0};
 }
 
 } // namespace
@@ -174,16 +176,23 @@ MergeResult merge_staging_table(Oid relid, Oid staging_id, Datum source, bool so
     check_staging_access(staging_id);
     Merge m;
     begin_merge(m, relid, source, source_null);
+    // ON CONFLICT throughout: with plain INSERTs (and a cursor open on the staging table), the
+    // three-node demo's concurrent bulk merges crashed backends (memory corrupted; not found
+    // yet). Merges of items keep the plain INSERT.
+    m.batch.plain_first = false;
     Relation staging = relation_open(staging_id, AccessShareLock);
     StagedCall call = {&m, nullptr, true, false, 0};
     call.sql = staged_rows_sql(m, staging, &call.ordered);
     ErrorData *error = try_subtransaction(run_staged, &call, row_error);
+    if (error != nullptr && error->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && m.batch.plain_first) {
+        // The plain INSERT met a row after all (a concurrent merge): ON CONFLICT this time.
+        FreeErrorData(error);
+        forget_progress(m);
+        error = try_subtransaction(run_staged, &call, row_error);
+    }
     if (error != nullptr) {
         FreeErrorData(error);
-        m.counts = {0, 0};
-        m.rejected = 0;
-        m.parked = {nullptr, 0};
-        m.batch.plain_first = false;
+        forget_progress(m);
         call.by_halves = true;
         run_staged(&call);
     }

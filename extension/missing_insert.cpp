@@ -1,7 +1,6 @@
 #include "missing_insert.hpp"
 
 #include "state_access.hpp"
-#include "subtransaction.hpp"
 
 #include "work_array.hpp"
 
@@ -121,39 +120,6 @@ void insert_all(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v, co
         insert_chunk(plan, t, v, k, groups + start, Min(kInsertChunk, count - start), ids);
 }
 
-struct InsertCall {
-    SPIPlanPtr plan;
-    const TargetTable *t;
-    const ColumnValues *v;
-    const RowKeys *k;
-    const int32 *groups;
-    int64 count;
-    GroupIds *ids;
-};
-
-void run_insert_call(void *arg)
-{
-    auto *c = static_cast<InsertCall *>(arg);
-    insert_all(c->plan, *c->t, *c->v, *c->k, c->groups, c->count, *c->ids);
-}
-
-// The plain INSERT in a subtransaction; false, with nothing inserted, after a unique violation.
-// Any other error is raised as it came.
-bool try_plain_insert(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v,
-                      const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids)
-{
-    InsertCall call = {plan, &t, &v, &k, groups, count, &ids};
-    ErrorData *error = try_subtransaction(run_insert_call, &call, unique_violation);
-    if (error == nullptr)
-        return true;
-    FreeErrorData(error);
-    for (int64 i = 0; i < count; i++) { // what the rolled-back attempt marked
-        ids.id[groups[i]] = 0;
-        ids.state[groups[i]] = IdState::missing;
-    }
-    return false;
-}
-
 } // namespace
 
 Datum group_column_array(const TargetTable &t, const ColumnValues &v, const RowKeys &k, int c,
@@ -217,20 +183,12 @@ void free_missing_insert(MissingInsert &insert)
     insert = {nullptr, nullptr};
 }
 
-bool insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
-                   const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids,
-                   bool plain_first)
+void insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValues &v,
+                   const RowKeys &k, const int32 *groups, int64 count, GroupIds &ids, bool plain)
 {
-    if (plain_first) {
-        if (insert.plain_plan == nullptr)
-            insert.plain_plan = prepare_insert(t, false);
-        if (try_plain_insert(insert.plain_plan, t, v, k, groups, count, ids))
-            return true;
-        insert_all(insert.plan, t, v, k, groups, count, ids);
-        return false;
-    }
-    insert_all(insert.plan, t, v, k, groups, count, ids);
-    return true;
+    if (plain && insert.plain_plan == nullptr)
+        insert.plain_plan = prepare_insert(t, false);
+    insert_all(plain ? insert.plain_plan : insert.plan, t, v, k, groups, count, ids);
 }
 
 } // namespace idsync

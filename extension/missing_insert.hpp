@@ -12,10 +12,11 @@ namespace idsync {
 // transaction inserted first is waited for by ON CONFLICT and then skipped, and REPEATABLE
 // READ raises 40001 when that row is invisible to the transaction's snapshot.
 //
-// When the rows are known to be missing (every one probed, or a sample found none), the first
-// attempt is a plain INSERT in a subtransaction, which skips ON CONFLICT's extra index probe
-// per row: it is about as fast as an INSERT can be. A unique violation (a concurrent insert, or
-// an existing row the sample missed) rolls the attempt back, and ON CONFLICT does it again.
+// When the rows are known to be missing (every one probed, or a sample found none), a merge may
+// insert them by a plain INSERT, which skips ON CONFLICT's extra index probe per row: it is
+// about as fast as an INSERT can be. A unique violation (a concurrent insert, or an existing row
+// the sample missed) then raises 23505, and the merge, which writes in a subtransaction of its
+// own, does it again with ON CONFLICT (merge_rows.hpp).
 struct MissingInsert {
     SPIPlanPtr plan;       // with ON CONFLICT DO NOTHING
     SPIPlanPtr plain_plan; // without; prepared on first use
@@ -37,10 +38,9 @@ void free_missing_insert(MissingInsert &insert);
 
 // Inserts the distinct rows groups[0 .. count-1] (ascending), marking those it inserted.
 // Rows it did not insert were inserted concurrently; the caller looks them up again. With
-// `plain_first`, a plain INSERT is tried first (see above); returns false when that attempt was
-// rolled back (the caller should not try again in this call).
-bool insert_groups(MissingInsert &insert, const TargetTable &target, const ColumnValues &values,
+// `plain`, by a plain INSERT (see above).
+void insert_groups(MissingInsert &insert, const TargetTable &target, const ColumnValues &values,
                    const RowKeys &keys, const int32 *groups, int64 count, GroupIds &ids,
-                   bool plain_first);
+                   bool plain);
 
 } // namespace idsync

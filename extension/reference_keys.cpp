@@ -65,7 +65,8 @@ JsonbValue *key_value(JsonbContainer *key, const ItemColumn &c, JsonbValue *valu
 
 KeyResolver *column_resolver(Relation rel, AttrNumber attnum, int depth)
 {
-    List *fkeys = RelationGetFKeyList(rel);
+    // A copy: the relcache's list goes with the next invalidation.
+    List *fkeys = static_cast<List *>(copyObjectImpl(RelationGetFKeyList(rel)));
     ListCell *cell;
     foreach (cell, fkeys) {
         auto *fk = static_cast<ForeignKeyCacheInfo *>(lfirst(cell));
