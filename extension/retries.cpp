@@ -31,6 +31,14 @@ void query(const char *sql, int nargs, Oid *types, Datum *values, const char *nu
         elog(ERROR, "idsync: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
 }
 
+// The same, with one argument: the table `relid`.
+void query_about(const char *sql, Oid relid)
+{
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(relid)};
+    query(sql, 1, types, values, nullptr);
+}
+
 // Merges the parked rows of `relid` picked by `reject_ids` (all of them, for an administrator's
 // retry_rejects, when NULL; else rows waiting for a referenced row) once more, one batch per
 // source.
@@ -68,15 +76,14 @@ Retried retry(Oid relid, ArrayType *reject_ids)
 // the tables that reference it.
 ArrayType *waiting_children(Oid relid)
 {
-    Oid types[1] = {OIDOID};
-    Datum values[1] = {ObjectIdGetDatum(relid)};
-    query("SELECT DISTINCT t.relid::pg_catalog.oid FROM idsync.tables t "
-          "WHERE (t.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass OR EXISTS ("
-          "  SELECT FROM pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) t.relid"
-          "  AND c.confrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f')) "
-          "AND EXISTS (SELECT FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) t.relid "
-          "  AND r.sqlstate OPERATOR(pg_catalog.=) '23503')",
-          1, types, values, nullptr);
+    query_about(
+        "SELECT DISTINCT t.relid::pg_catalog.oid FROM idsync.tables t "
+        "WHERE (t.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass OR EXISTS ("
+        "  SELECT FROM pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) t.relid"
+        "  AND c.confrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f')) "
+        "AND EXISTS (SELECT FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) t.relid "
+        "  AND r.sqlstate OPERATOR(pg_catalog.=) '23503')",
+        relid);
     Datum *children = work_array<Datum>(SPI_processed);
     for (uint64 i = 0; i < SPI_processed; i++) {
         bool isnull;
@@ -89,13 +96,11 @@ ArrayType *waiting_children(Oid relid)
 // The rows of `child` parked as waiting whose references now resolve (their reject_ids).
 ArrayType *ready_rows(Oid child)
 {
-    Oid types[1] = {OIDOID};
-    Datum values[1] = {ObjectIdGetDatum(child)};
-    query("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('point', r.reject_id, "
-          "'item', r.item)) FROM idsync.rejects r "
-          "WHERE r.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
-          "AND r.sqlstate OPERATOR(pg_catalog.=) '23503'",
-          1, types, values, nullptr);
+    query_about("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('point', r.reject_id, "
+                "'item', r.item)) FROM idsync.rejects r "
+                "WHERE r.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+                "AND r.sqlstate OPERATOR(pg_catalog.=) '23503'",
+                child);
     bool isnull;
     Datum items = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     if (isnull)
