@@ -4,15 +4,13 @@
 // the rest written in key order. The global key order keeps two bulk merges into one table (two
 // peers loading a new node) from deadlocking. When the key holds a translated reference, or a
 // key column is staged with another type, the staging table cannot be read in the index's order
-// and is merged as one chunk.
+// and is read in the order of its staged key columns: two merges of the same rows still take
+// their locks alike, chunk by chunk.
 //
-// The chunks are first written as they come, in one subtransaction. When the table refuses a
-// row, that is rolled back and the chunks are merged again by halves (merge_rows.hpp), so that
-// a load of clean rows pays for one attempt only.
+// Each chunk is written in a subtransaction of its own, as a batch of items is (merge_rows.hpp).
 #include "boundary.hpp"
 #include "merge_rows.hpp"
 #include "state_access.hpp"
-#include "subtransaction.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
@@ -22,16 +20,18 @@ namespace {
 constexpr int64 kStagedChunk = 50000;
 
 // SELECT the replicated columns (cast to the target's types where the staging table has others;
-// references stay jsonb) and the origin (the row's, else $1), in the key index's order when
-// `ordered`.
-char *staged_rows_sql(const Merge &m, Relation staging, bool *ordered)
+// references stay jsonb) and the origin (the row's, else $1), in the key index's order; when a
+// key column is staged as something else (a reference as its natural key, or another type), in
+// the order of the staged key columns, which every merge of the same rows reads alike.
+char *staged_rows_sql(const Merge &m, Relation staging)
 {
     Oid relid = RelationGetRelid(staging);
     TupleDesc desc = RelationGetDescr(staging);
-    StringInfoData sql;
+    StringInfoData sql, staged_key;
     initStringInfo(&sql);
+    initStringInfo(&staged_key);
     appendStringInfoString(&sql, "SELECT ");
-    *ordered = true;
+    bool index_order = true;
     for (int c = 0; c < m.ncolumns; c++) {
         const ItemColumn &column = m.columns[c];
         AttrNumber attnum = get_attnum(relid, column.name);
@@ -47,17 +47,19 @@ char *staged_rows_sql(const Merge &m, Relation staging, bool *ordered)
             appendStringInfo(&sql, "s.%s::%s, ", quote_identifier(column.name),
                              format_type_with_typemod(column.type, column.typmod));
         }
-        if (c < m.reg->nkey && (staged != wanted || column.reference != nullptr))
-            *ordered = false;
+        if (c < m.reg->nkey) {
+            index_order &= staged == wanted && column.reference == nullptr;
+            appendStringInfo(&staged_key, "%ss.%s", c ? ", " : "", quote_identifier(column.name));
+        }
     }
     AttrNumber origin = get_attnum(relid, "idsync_origin");
     bool has_origin = origin > 0 && TupleDescAttr(desc, origin - 1)->atttypid == UUIDOID;
     appendStringInfoString(&sql, has_origin ? "COALESCE(s.idsync_origin, $1)" : "$1");
-    appendStringInfo(&sql, " FROM %s s", relid_name(relid));
-    if (*ordered) {
-        appendStringInfoString(&sql, " ORDER BY ");
+    appendStringInfo(&sql, " FROM %s s ORDER BY ", relid_name(relid));
+    if (index_order)
         append_key_order(&sql, m.batch.target);
-    }
+    else
+        appendStringInfoString(&sql, staged_key.data);
     return sql.data;
 }
 
@@ -80,40 +82,31 @@ MergeRows chunk_rows(const Merge &m, SPITupleTable *tuples, int64 n)
     return rows;
 }
 
-struct StagedCall {
-    Merge *m;
-    const char *sql;
-    bool ordered;
-    bool by_halves;
-    int64 received;
-};
-
-// Merges the staged rows, chunk by chunk.
-void run_staged(void *arg)
+// Merges the staged rows chunk by chunk; returns how many were read. The cursor is read at the
+// merge's own level, never inside a subtransaction: each chunk is written in one of its own
+// (merge_rows.hpp), which a refused row rolls back without touching the cursor.
+int64 merge_chunks(Merge &m, const char *sql)
 {
-    auto *call = static_cast<StagedCall *>(arg);
-    Merge &m = *call->m;
     Oid argtypes[1] = {UUIDOID};
     Datum args[1] = {m.source};
     char argnulls[1] = {m.source_null ? 'n' : ' '};
     int pinned = pin_search_path();
-    Portal cursor =
-        SPI_cursor_open_with_args(nullptr, call->sql, 1, argtypes, args, argnulls, true, 0);
+    Portal cursor = SPI_cursor_open_with_args(nullptr, sql, 1, argtypes, args, argnulls, true, 0);
     unpin_search_path(pinned);
     MemoryContext work = CurrentMemoryContext;
     MemoryContext per_chunk =
         AllocSetContextCreate(work, "idsync staged merge chunk", ALLOCSET_DEFAULT_SIZES);
-    call->received = 0;
+    int64 received = 0;
     for (;;) {
-        SPI_cursor_fetch(cursor, true, call->ordered ? kStagedChunk : FETCH_ALL);
+        SPI_cursor_fetch(cursor, true, kStagedChunk);
         if (SPI_processed == 0)
             break;
-        call->received += static_cast<int64>(SPI_processed);
+        received += static_cast<int64>(SPI_processed);
         SPITupleTable *tuples = SPI_tuptable;
         MemoryContextSwitchTo(per_chunk);
         MergeRows rows = chunk_rows(m, tuples, static_cast<int64>(SPI_processed));
         settle_references(m, rows);
-        write_rows(m, rows, call->by_halves);
+        write_rows(m, rows, true);
         flush_parked(m);
         SPI_freetuptable(tuples);
         MemoryContextSwitchTo(work);
@@ -121,14 +114,7 @@ void run_staged(void *arg)
     }
     SPI_cursor_close(cursor);
     MemoryContextDelete(per_chunk);
-}
-
-// What a rolled-back pass had counted and set aside.
-void forget_progress(Merge &m)
-{
-    m.counts = {0, 0};
-    m.rejected = 0;
-    m.parked = {nullptr, 0};
+    return received;
 }
 
 } // namespace
@@ -176,29 +162,11 @@ MergeResult merge_staging_table(Oid relid, Oid staging_id, Datum source, bool so
     check_staging_access(staging_id);
     Merge m;
     begin_merge(m, relid, source, source_null);
-    // ON CONFLICT throughout: with plain INSERTs (and a cursor open on the staging table), the
-    // three-node demo's concurrent bulk merges crashed backends (memory corrupted; not found
-    // yet). Merges of items keep the plain INSERT.
-    m.batch.plain_first = false;
     Relation staging = relation_open(staging_id, AccessShareLock);
-    StagedCall call = {&m, nullptr, true, false, 0};
-    call.sql = staged_rows_sql(m, staging, &call.ordered);
-    ErrorData *error = try_subtransaction(run_staged, &call, row_error);
-    if (error != nullptr && error->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && m.batch.plain_first) {
-        // The plain INSERT met a row after all (a concurrent merge): ON CONFLICT this time.
-        FreeErrorData(error);
-        forget_progress(m);
-        error = try_subtransaction(run_staged, &call, row_error);
-    }
-    if (error != nullptr) {
-        FreeErrorData(error);
-        forget_progress(m);
-        call.by_halves = true;
-        run_staged(&call);
-    }
+    int64 received = merge_chunks(m, staged_rows_sql(m, staging));
     relation_close(staging, NoLock);
     end_merge(m);
-    return {call.received, m.counts.inserted, m.counts.updated, m.rejected};
+    return {received, m.counts.inserted, m.counts.updated, m.rejected};
 }
 
 } // namespace idsync
