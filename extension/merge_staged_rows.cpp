@@ -91,7 +91,8 @@ int64 merge_chunks(Merge &m, const char *sql)
     Datum args[1] = {m.source};
     char argnulls[1] = {m.source_null ? 'n' : ' '};
     int pinned = pin_search_path();
-    Portal cursor = SPI_cursor_open_with_args(nullptr, sql, 1, argtypes, args, argnulls, true, 0);
+    // Not read-only: a fresh snapshot sees rows staged earlier in the same statement.
+    Portal cursor = SPI_cursor_open_with_args(nullptr, sql, 1, argtypes, args, argnulls, false, 0);
     unpin_search_path(pinned);
     MemoryContext work = CurrentMemoryContext;
     MemoryContext per_chunk =
