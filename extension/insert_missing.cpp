@@ -173,7 +173,6 @@ void resolve_batch(Batch &b)
                       round == 0 && b.plain_first && sample.all_missing);
         probe_groups(t, v, k, pending, collect_missing(b.ids, ngroups, pending), b.ids);
     }
-    free_missing_insert(insert);
     if (t.row_security)
         check_row_security(b);
 }

@@ -7,6 +7,7 @@
 //
 // waiting_ready: which of a table's rows parked as waiting would no longer wait.
 #include "boundary.hpp"
+#include "kept_plans.hpp"
 #include "merge_rows.hpp"
 #include "state_access.hpp"
 #include "subtransaction.hpp"
@@ -149,13 +150,7 @@ SPIPlanPtr prepare_populate(const Merge &m, bool whole_batch)
         appendStringInfo(&sql, "SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r (%s)", list.data,
                          definition.data);
     Oid types[1] = {JSONBOID};
-    int pinned = pin_search_path();
-    SPIPlanPtr plan = SPI_prepare(sql.data, 1, types);
-    unpin_search_path(pinned);
-    if (plan == nullptr)
-        elog(ERROR, "idsync could not prepare \"%s\": %s", sql.data,
-             SPI_result_code_string(SPI_result));
-    return plan;
+    return kept_plan(sql.data, 1, types);
 }
 
 struct PopulateCall {
@@ -216,7 +211,6 @@ void read_values(Merge &m, MergeRows &rows, Jsonb *items)
         return;
     PopulateCall whole = {&m, &rows, prepare_populate(m, true), JsonbPGetDatum(items), 0};
     ErrorData *failed = try_subtransaction(run_populate, &whole, row_error);
-    SPI_freeplan(whole.plan);
     if (failed == nullptr)
         return;
     SPIPlanPtr one_plan = prepare_populate(m, false);
@@ -229,7 +223,6 @@ void read_values(Merge &m, MergeRows &rows, Jsonb *items)
         if (error != nullptr)
             set_aside_error(m, rows, row, error);
     }
-    SPI_freeplan(one_plan);
 }
 
 } // namespace

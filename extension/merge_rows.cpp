@@ -1,5 +1,6 @@
 #include "merge_rows.hpp"
 
+#include "kept_plans.hpp"
 #include "reference_keys.hpp"
 #include "state_access.hpp"
 #include "subtransaction.hpp"
@@ -92,13 +93,7 @@ SPIPlanPtr prepare_missing_parents(const Merge &m, const PlainReference &p,
         appendStringInfo(&sql, ", k%d", k + 1);
     appendStringInfo(&sql, ") WHERE NOT EXISTS (SELECT FROM %s p WHERE %s)", relid_name(p.parent),
                      match.data);
-    int pinned = pin_search_path();
-    SPIPlanPtr plan = SPI_prepare(sql.data, p.ncolumns + 1, types);
-    unpin_search_path(pinned);
-    if (plan == nullptr)
-        elog(ERROR, "idsync could not prepare \"%s\": %s", sql.data,
-             SPI_result_code_string(SPI_result));
-    return plan;
+    return kept_plan(sql.data, p.ncolumns + 1, types);
 }
 
 // The rank of each foreign key by constraint name (names compare as the C collation does).
@@ -531,8 +526,6 @@ void end_merge(Merge &m)
 {
     for (int c = 0; c < m.ncolumns; c++)
         close_resolver(m.columns[c].reference);
-    for (int p = 0; p < m.nplain; p++)
-        SPI_freeplan(m.plain[p].missing);
     end_batch(m.batch);
 }
 

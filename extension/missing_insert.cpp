@@ -1,5 +1,6 @@
 #include "missing_insert.hpp"
 
+#include "kept_plans.hpp"
 #include "state_access.hpp"
 
 #include "work_array.hpp"
@@ -54,13 +55,10 @@ SPIPlanPtr prepare_insert(const TargetTable &t, bool on_conflict)
     Oid *argtypes = work_array<Oid>(t.ncolumns);
     for (int c = 0; c < t.ncolumns; c++)
         argtypes[c] = column_param_type(t, c);
-    int pinned = pin_search_path();
+    int pinned = pin_search_path(); // deparsing names objects as the pinned path sees them
     char *sql = build_insert_sql(t, on_conflict);
-    SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns, argtypes);
     unpin_search_path(pinned);
-    if (plan == nullptr)
-        elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-    return plan;
+    return kept_plan(sql, t.ncolumns, argtypes);
 }
 
 // True when the returned tuple (id, columns...) equals input row `row` in every given column.
@@ -172,15 +170,6 @@ void append_insert_from_arrays(StringInfo sql, const TargetTable &t, const char 
 MissingInsert prepare_missing_insert(const TargetTable &t)
 {
     return MissingInsert{prepare_insert(t, true), nullptr};
-}
-
-void free_missing_insert(MissingInsert &insert)
-{
-    if (insert.plan != nullptr)
-        SPI_freeplan(insert.plan);
-    if (insert.plain_plan != nullptr)
-        SPI_freeplan(insert.plain_plan);
-    insert = {nullptr, nullptr};
 }
 
 void insert_groups(MissingInsert &insert, const TargetTable &t, const ColumnValues &v,

@@ -32,9 +32,8 @@ void append_insert_from_arrays(StringInfo sql, const TargetTable &target, const 
 Datum group_column_array(const TargetTable &target, const ColumnValues &values, const RowKeys &keys,
                          int c, const int32 *groups, int64 count);
 
-// Needs an SPI connection.
+// Needs an SPI connection. The plans are kept for the backend (kept_plans.hpp).
 MissingInsert prepare_missing_insert(const TargetTable &target);
-void free_missing_insert(MissingInsert &insert);
 
 // Inserts the distinct rows groups[0 .. count-1] (ascending), marking those it inserted.
 // Rows it did not insert were inserted concurrently; the caller looks them up again. With

@@ -1,6 +1,7 @@
 #include "newest_rows.hpp"
 
 #include "missing_insert.hpp"
+#include "kept_plans.hpp"
 #include "natural_hash.hpp"
 #include "state_access.hpp"
 #include "work_array.hpp"
@@ -136,12 +137,10 @@ MergeCounts upsert_newest(Batch &b, const Registration *reg)
         argtypes[c] = column_param_type(t, c);
     argtypes[t.ncolumns] = TEXTARRAYOID;
     // Parsed with search_path pinned (the plan keeps it for replanning), run as the caller.
-    int pinned = pin_search_path();
+    int pinned = pin_search_path(); // deparsing names objects as the pinned path sees them
     char *sql = build_upsert_sql(t, reg);
-    SPIPlanPtr plan = SPI_prepare(sql, t.ncolumns + 1, argtypes);
     unpin_search_path(pinned);
-    if (plan == nullptr)
-        elog(ERROR, "idsync could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+    SPIPlanPtr plan = kept_plan(sql, t.ncolumns + 1, argtypes);
 
     int32 *groups = work_array<int32>(ngroups);
     for (int64 g = 0; g < ngroups; g++)
@@ -167,7 +166,6 @@ MergeCounts upsert_newest(Batch &b, const Registration *reg)
         }
         SPI_freetuptable(SPI_tuptable);
     }
-    SPI_freeplan(plan);
     return counts;
 }
 
