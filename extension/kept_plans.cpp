@@ -9,8 +9,10 @@ namespace {
 constexpr long kMaxKept = 4096;
 
 struct KeptPlan {
-    uint64 hash; // hash key: of the statement's text
-    char *sql;   // in TopMemoryContext, to tell two texts of one hash apart
+    uint64 hash; // hash key: of the statement's text and parameter types
+    char *sql;   // in TopMemoryContext, to tell two statements of one hash apart
+    int nargs;
+    Oid *argtypes;
     SPIPlanPtr plan;
 };
 
@@ -36,21 +38,29 @@ SPIPlanPtr kept_plan(const char *sql, int nargs, Oid *argtypes)
         info.entrysize = sizeof(KeptPlan);
         kept = hash_create("idsync kept plans", 64, &info, HASH_ELEM | HASH_BLOBS);
     }
+    // The same text with other parameter types (a table made again) is another statement.
     uint64 hash = hash_bytes_extended(reinterpret_cast<const unsigned char *>(sql),
-                                      static_cast<int>(strlen(sql)), 0);
+                                      static_cast<int>(strlen(sql)), nargs);
+    hash ^= hash_bytes_extended(reinterpret_cast<const unsigned char *>(argtypes),
+                                static_cast<int>(sizeof(Oid) * nargs), 0);
     auto *entry = static_cast<KeptPlan *>(hash_search(kept, &hash, HASH_FIND, nullptr));
-    if (entry != nullptr)
-        return strcmp(entry->sql, sql) == 0 ? entry->plan : prepare(sql, nargs, argtypes);
+    if (entry != nullptr) {
+        bool same = entry->nargs == nargs && strcmp(entry->sql, sql) == 0 &&
+                    memcmp(entry->argtypes, argtypes, sizeof(Oid) * nargs) == 0;
+        return same ? entry->plan : prepare(sql, nargs, argtypes);
+    }
     SPIPlanPtr plan = prepare(sql, nargs, argtypes);
     if (hash_get_num_entries(kept) >= kMaxKept)
         return plan;
     // Entered only once kept, so that an error on the way leaves no entry without a plan.
     char *text = MemoryContextStrdup(TopMemoryContext, sql);
+    Oid *types =
+        static_cast<Oid *>(MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(nargs, 1)));
+    memcpy(types, argtypes, sizeof(Oid) * nargs);
     if (SPI_keepplan(plan) != 0)
         elog(ERROR, "idsync could not keep the plan of \"%s\"", sql);
     entry = static_cast<KeptPlan *>(hash_search(kept, &hash, HASH_ENTER, nullptr));
-    entry->sql = text;
-    entry->plan = plan;
+    *entry = {hash, text, nargs, types, plan};
     return plan;
 }
 

@@ -321,6 +321,21 @@ INSERT INTO kinds VALUES ('toy');
 SELECT idsync.retry_waiting('kinds') AS merged_after_parent;
 SELECT name, kind FROM things WHERE name = 'thing 7';
 
+-- The statements merges and insert_missing run are prepared once per backend: a table made
+-- again under the same name, with another type, gets statements of its own.
+CREATE TABLE remade (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, n int);
+SELECT idsync.replicate('remade', '{name}');
+SELECT inserted FROM idsync.merge_items('remade', '[{"point": 1, "item": {"name": "a", "n": 1}}]');
+SELECT count(*) AS ids FROM idsync.insert_missing('remade', '{name,n}', ARRAY['b'], ARRAY[2]);
+SELECT idsync.unreplicate('remade');
+DROP TABLE remade;
+CREATE TABLE remade (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, n text);
+SELECT idsync.replicate('remade', '{name}');
+SELECT inserted FROM idsync.merge_items('remade', '[{"point": 1, "item": {"name": "a", "n": "one"}}]');
+SELECT count(*) AS ids FROM idsync.insert_missing('remade', '{name,n}', ARRAY['b'], ARRAY['two']);
+SELECT name, n FROM remade ORDER BY name;
+SELECT idsync.unreplicate('remade');
+
 RESET search_path;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.kv_fast,eng.kv_slow,eng.tree_fast,eng.tree_slow}'::regclass[]) t;
 SELECT idsync.unreplicate(t) FROM unnest('{eng.labelled,eng.small_child,eng.big_parent}'::regclass[]) t;
