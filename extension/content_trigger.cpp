@@ -193,8 +193,8 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
 SPIPlanPtr delta_insert = nullptr;
 
 // Appends the delta as the owner of idsync.table_deltas: writers of a registered table need
-// no privilege on idsync's own tables. The statement is planned once per backend (with
-// search_path pinned; a replan keeps that path).
+// no privilege on idsync's own tables. The statement is planned once per backend; it names
+// everything schema-qualified, so a replan under another search_path finds the same objects.
 void append_delta(Oid relid, const Delta &delta)
 {
     idsync::OwnerScope scope = idsync::enter_owner_identity();

@@ -100,8 +100,10 @@ void check_row_security(const Batch &b)
         "SELECT pg_catalog.count(*) FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)", t.name,
         quote_identifier(get_attname(RelationGetRelid(t.rel), t.id_attnum, false)));
     int pinned = pin_search_path();
+    MemoryContext caller = CurrentMemoryContext; // SPI returns in its own context
     if (SPI_execute_with_args(sql, 1, &param_type, &param, nullptr, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "idsync row security check failed");
+    MemoryContextSwitchTo(caller);
     unpin_search_path(pinned);
     bool isnull;
     int64 visible =

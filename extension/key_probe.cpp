@@ -83,12 +83,19 @@ bool probe_row(Scanner &s, const TargetTable &t, const ColumnValues &v, const Ro
                 &s.scankeys[key], 0, key + 1, t.index_info->ii_UniqueStrats[key], InvalidOid,
                 t.index->rd_indcollation[key], &s.equality[key], k.key_values[key][row]);
     }
-    MemoryContext caller = MemoryContextSwitchTo(s.per_probe);
+    // The index AM runs in the scan's own context: btree keeps memory of the scan there (the
+    // entries it marks dead, allocated on first use) until the scan ends.
     bool found = false;
     index_rescan(s.scan, s.scankeys, t.nkeys, nullptr, 0);
     while (index_getnext_slot(s.scan, ForwardScanDirection, s.slot)) {
-        if (row_equals_slot(t, v, row, s.slot)) {
+        // What comparing the row allocates (detoasted values) goes with the probe.
+        MemoryContext caller = MemoryContextSwitchTo(s.per_probe);
+        bool equal = row_equals_slot(t, v, row, s.slot);
+        if (equal)
             *id = read_id(t, s.slot);
+        MemoryContextSwitchTo(caller);
+        MemoryContextReset(s.per_probe);
+        if (equal) {
             found = true;
             break;
         }
@@ -96,8 +103,6 @@ bool probe_row(Scanner &s, const TargetTable &t, const ColumnValues &v, const Ro
         if (k.protected_row[row])
             report_existing_conflict(t, v, k, row, s.slot);
     }
-    MemoryContextSwitchTo(caller);
-    MemoryContextReset(s.per_probe);
     return found;
 }
 

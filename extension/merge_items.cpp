@@ -101,9 +101,9 @@ void run_read_values(void *arg)
                 column = find_item_column(m.columns, m.ncolumns, &value);
                 continue;
             }
-            ItemColumn &c = m.columns[column];
-            if (token != WJB_VALUE || value.type == jbvNull || c.populated)
+            if (token != WJB_VALUE || value.type == jbvNull || m.columns[column].populated)
                 continue;
+            ItemColumn &c = m.columns[column];
             if (c.reference == nullptr) {
                 rows.values.values[column][row] = read_item_value(c, &value);
             } else if (value.type == jbvBinary) {
@@ -167,8 +167,10 @@ void run_populate(void *arg)
     auto *call = static_cast<PopulateCall *>(arg);
     Merge &m = *call->m;
     MergeRows &rows = *call->rows;
+    MemoryContext caller = CurrentMemoryContext; // SPI returns in its own context
     if (SPI_execute_plan(call->plan, &call->argument, nullptr, true, 0) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading array and composite values failed");
+    MemoryContextSwitchTo(caller);
     SPITupleTable *result = SPI_tuptable;
     for (uint64 j = 0; j < SPI_processed; j++) {
         int64 row = call->first + static_cast<int64>(j);

@@ -302,8 +302,10 @@ void check_plain_reference(Merge &m, MergeRows &rows, const PlainReference &p, W
         params[k + 1] = column_array(m.batch.target, c, values, nulls, count);
     }
     // Not read-only: the lookup must see the parent rows this transaction merged just before.
+    MemoryContext caller = CurrentMemoryContext; // SPI returns in its own context
     if (SPI_execute_plan(p.missing, params, nullptr, false, 0) != SPI_OK_SELECT)
         elog(ERROR, "idsync: the lookup of parent rows in %s failed", relid_name(p.parent));
+    MemoryContextSwitchTo(caller);
     SPITupleTable *result = SPI_tuptable;
     for (uint64 j = 0; j < SPI_processed; j++) {
         bool isnull;

@@ -124,6 +124,9 @@ void check_staging(Oid relid, Oid staging)
 {
     check_staging_access(staging);
     const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    if (reg == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("table %s is not registered for replication", relid_name(relid))));
     Relation rel = relation_open(relid, AccessShareLock);
     TupleDesc desc = RelationGetDescr(rel);
     StringInfoData missing, not_jsonb;

@@ -47,9 +47,10 @@ char *build_insert_sql(const TargetTable &t, bool on_conflict)
     return sql.data;
 }
 
-// Deparsed and planned with search_path pinned (the plan keeps that path for replanning);
-// executed under the caller's, so that the table's own triggers and defaults run as after an
-// INSERT.
+// Deparsed with search_path pinned, so that the text names every object schema-qualified and a
+// replan under another path (the plan cache replans when the path differs) finds the same ones;
+// executed under the caller's path, so that the table's own triggers and defaults run as after
+// an INSERT.
 SPIPlanPtr prepare_insert(const TargetTable &t, bool on_conflict)
 {
     Oid *argtypes = work_array<Oid>(t.ncolumns);
@@ -81,7 +82,9 @@ void insert_chunk(SPIPlanPtr plan, const TargetTable &t, const ColumnValues &v, 
     Datum *params = work_array<Datum>(t.ncolumns);
     for (int c = 0; c < t.ncolumns; c++)
         params[c] = group_column_array(t, v, k, c, groups, count);
+    MemoryContext caller = CurrentMemoryContext; // SPI returns in its own context
     int ret = SPI_execute_plan(plan, params, nullptr, false, 0);
+    MemoryContextSwitchTo(caller);
     if (ret != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "idsync insert failed: %s", SPI_result_code_string(ret));
 

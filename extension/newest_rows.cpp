@@ -136,7 +136,7 @@ MergeCounts upsert_newest(Batch &b, const Registration *reg)
     for (int c = 0; c < t.ncolumns; c++)
         argtypes[c] = column_param_type(t, c);
     argtypes[t.ncolumns] = TEXTARRAYOID;
-    // Parsed with search_path pinned (the plan keeps it for replanning), run as the caller.
+    // Deparsed with search_path pinned (every object schema-qualified), run as the caller.
     int pinned = pin_search_path(); // deparsing names objects as the pinned path sees them
     char *sql = build_upsert_sql(t, reg);
     unpin_search_path(pinned);
@@ -155,7 +155,9 @@ MergeCounts upsert_newest(Batch &b, const Registration *reg)
         int64 count = Min(kUpsertChunk, ngroups - start);
         for (int c = 0; c < t.ncolumns; c++)
             params[c] = group_column_array(t, b.values, b.keys, c, groups + start, count);
+        MemoryContext caller = CurrentMemoryContext; // SPI returns in its own context
         int ret = SPI_execute_plan(plan, params, nullptr, false, 0);
+        MemoryContextSwitchTo(caller);
         if (ret != SPI_OK_INSERT_RETURNING)
             elog(ERROR, "idsync upsert failed: %s", SPI_result_code_string(ret));
         for (uint64 j = 0; j < SPI_processed; j++) {
@@ -165,6 +167,8 @@ MergeCounts upsert_newest(Batch &b, const Registration *reg)
             (inserted ? counts.inserted : counts.updated)++;
         }
         SPI_freetuptable(SPI_tuptable);
+        for (int c = 0; c < t.ncolumns; c++)
+            pfree(DatumGetPointer(params[c]));
     }
     return counts;
 }

@@ -206,7 +206,9 @@ void resolve_keys(KeyResolver *r, JsonbContainer **keys, int64 n, Oid id_type, D
     v.nrows = nprobe;
     if (nprobe == 0)
         return;
-    open_resolver(r);
+    // Opened by the merge before any subtransaction, whose end would close it again.
+    if (!r->opened)
+        elog(ERROR, "idsync: a resolver of references to %s was not opened", relid_name(r->parent));
     RowKeys rk = group_rows(r->target, v);
     GroupIds ids = {work_array0<int64>(rk.ngroups), work_array0<IdState>(rk.ngroups)};
     int32 *groups = work_array<int32>(rk.ngroups);

@@ -200,31 +200,46 @@ const Registration *load_registration(Oid relid, MemoryContext context)
     return copy_registration(entry->reg, context);
 }
 
+namespace {
+
+HashPlan *copy_hash_plan(const HashPlan *plan, MemoryContext context)
+{
+    auto *copy = static_cast<HashPlan *>(MemoryContextAlloc(context, sizeof(HashPlan)));
+    copy->ncolumns = plan->ncolumns;
+    copy->attnums = static_cast<AttrNumber *>(
+        MemoryContextAlloc(context, sizeof(AttrNumber) * Max(plan->ncolumns, 1)));
+    copy->send = static_cast<FmgrInfo *>(
+        MemoryContextAlloc(context, sizeof(FmgrInfo) * Max(plan->ncolumns, 1)));
+    for (int c = 0; c < plan->ncolumns; c++) {
+        copy->attnums[c] = plan->attnums[c];
+        fmgr_info_copy(&copy->send[c], &plan->send[c], context);
+    }
+    return copy;
+}
+
+CacheEntry *find_entry(Oid relid)
+{
+    return cache == nullptr
+               ? nullptr
+               : static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
+}
+
+} // namespace
+
 HashPlan *registration_hash_plan(Relation rel, const Registration *reg, MemoryContext context)
 {
     Oid relid = RelationGetRelid(rel);
-    auto *entry = cache == nullptr
-                      ? nullptr
-                      : static_cast<CacheEntry *>(hash_search(cache, &relid, HASH_FIND, nullptr));
-    if (entry == nullptr) // invalidated meanwhile: build one for this statement only
-        return build_hash_plan(RelationGetDescr(rel), reg->local_columns, reg->nlocal);
-    if (entry->hash_plan == nullptr) {
-        MemoryContext old = MemoryContextSwitchTo(entry->context);
-        entry->hash_plan =
-            build_hash_plan(RelationGetDescr(rel), entry->reg->local_columns, entry->reg->nlocal);
-        MemoryContextSwitchTo(old);
-    }
-    const HashPlan *cached = entry->hash_plan;
-    auto *plan = static_cast<HashPlan *>(MemoryContextAlloc(context, sizeof(HashPlan)));
-    plan->ncolumns = cached->ncolumns;
-    plan->attnums = static_cast<AttrNumber *>(
-        MemoryContextAlloc(context, sizeof(AttrNumber) * Max(cached->ncolumns, 1)));
-    plan->send = static_cast<FmgrInfo *>(
-        MemoryContextAlloc(context, sizeof(FmgrInfo) * Max(cached->ncolumns, 1)));
-    for (int c = 0; c < cached->ncolumns; c++) {
-        plan->attnums[c] = cached->attnums[c];
-        fmgr_info_copy(&plan->send[c], &cached->send[c], context);
-    }
+    CacheEntry *entry = find_entry(relid);
+    if (entry != nullptr && entry->hash_plan != nullptr)
+        return copy_hash_plan(entry->hash_plan, context);
+    // Built in the caller's memory: the catalog lookups on the way may take an invalidation
+    // that forgets the entry (and its context). Kept only if the entry is still there.
+    MemoryContext caller = MemoryContextSwitchTo(context);
+    HashPlan *plan = build_hash_plan(RelationGetDescr(rel), reg->local_columns, reg->nlocal);
+    MemoryContextSwitchTo(caller);
+    entry = find_entry(relid);
+    if (entry != nullptr && entry->hash_plan == nullptr)
+        entry->hash_plan = copy_hash_plan(plan, entry->context);
     return plan;
 }
 
