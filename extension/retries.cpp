@@ -93,20 +93,55 @@ ArrayType *waiting_children(Oid relid)
                            TYPALIGN_INT);
 }
 
-// The rows of `child` parked as waiting whose references now resolve (their reject_ids).
-ArrayType *ready_rows(Oid child)
+// Rows parked as waiting are looked at this many at a time: the memory of a round stays bounded
+// however many wait.
+constexpr int64 kWaitingPage = 10000;
+
+// Merges again the rows of `child` parked as waiting whose references now resolve, a page of
+// them at a time (rows parked again during the round come after `last` and wait for the next
+// one). Returns what retry() counted.
+Retried retry_ready(Oid child)
 {
-    query_about("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('point', r.reject_id, "
-                "'item', r.item)) FROM idsync.rejects r "
-                "WHERE r.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
-                "AND r.sqlstate OPERATOR(pg_catalog.=) '23503'",
+    Retried total = {0, 0, 0};
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    query_about("SELECT COALESCE(pg_catalog.max(r.reject_id), 0) FROM idsync.rejects r "
+                "WHERE r.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
                 child);
     bool isnull;
-    Datum items = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    if (isnull)
-        return nullptr;
-    ArrayType *ready = waiting_ready(child, DatumGetJsonbP(items));
-    return ArrayGetNItems(ARR_NDIM(ready), ARR_DIMS(ready)) > 0 ? ready : nullptr;
+    int64 last =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    int64 after = 0;
+    for (;;) {
+        Oid types[4] = {OIDOID, INT8OID, INT8OID, INT8OID};
+        Datum values[4] = {ObjectIdGetDatum(child), Int64GetDatum(after), Int64GetDatum(last),
+                           Int64GetDatum(kWaitingPage)};
+        query("SELECT pg_catalog.max(p.reject_id), pg_catalog.jsonb_agg("
+              "pg_catalog.jsonb_build_object('point', p.reject_id, 'item', p.item)) "
+              "FROM (SELECT r.reject_id, r.item FROM idsync.rejects r "
+              "      WHERE r.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+              "      AND r.sqlstate OPERATOR(pg_catalog.=) '23503' "
+              "      AND r.reject_id OPERATOR(pg_catalog.>) $2 "
+              "      AND r.reject_id OPERATOR(pg_catalog.<=) $3 "
+              "      ORDER BY r.reject_id LIMIT $4) p",
+              4, types, values, nullptr);
+        SPITupleTable *page = SPI_tuptable;
+        Datum page_last = SPI_getbinval(page->vals[0], page->tupdesc, 1, &isnull);
+        if (isnull)
+            break;
+        after = DatumGetInt64(page_last);
+        Datum items = SPI_getbinval(page->vals[0], page->tupdesc, 2, &isnull);
+        ArrayType *ready = waiting_ready(child, DatumGetJsonbP(items));
+        SPI_freetuptable(page);
+        if (ArrayGetNItems(ARR_NDIM(ready), ARR_DIMS(ready)) == 0)
+            continue;
+        Retried r = retry(child, ready);
+        total.retried += r.retried;
+        total.merged += r.merged;
+        total.inserted += r.inserted;
+    }
+    SPI_finish();
+    return total;
 }
 
 // The round retry_waiting starts: the tables to look at are a queue; a table that gained rows
@@ -128,10 +163,7 @@ int64 retry_round(Oid relid)
                           &nchildren);
         for (int c = 0; c < nchildren; c++) {
             Oid child = DatumGetObjectId(child_oids[c]);
-            ArrayType *ready = ready_rows(child);
-            if (ready == nullptr)
-                continue;
-            Retried r = retry(child, ready);
+            Retried r = retry_ready(child);
             total += r.merged;
             bool queued = false;
             for (int64 q = head; q < tail; q++)
