@@ -1,11 +1,11 @@
 // idsync._merge_staged_rows: merge_staged (the bulk path) on the insert-missing engine
-// (merge_rows.hpp). The staging table is read in the key index's order in chunks of 50,000 rows,
-// and each chunk is merged as a batch of items is: references resolved, waiting rows parked,
-// the rest written in key order. The global key order keeps two bulk merges into one table (two
-// peers loading a new node) from deadlocking. When the key holds a translated reference, or a
-// key column is staged with another type, the staging table cannot be read in the index's order
-// and is read in the order of its staged key columns: two merges of the same rows still take
-// their locks alike, chunk by chunk.
+// (merge_rows.hpp). The staging table is read in the key index's order in chunks of 50,000 rows
+// (larger past 800,000), and each chunk is merged as a batch of items is: references resolved,
+// waiting rows parked, the rest written in key order. The global key order keeps two bulk
+// merges into one table (two peers loading a new node) from deadlocking. When the key holds a
+// translated reference, or a key column is staged with another type, the staging table cannot
+// be read in the index's order and is read in the order of its staged key columns: two merges
+// of the same rows still take their locks alike, chunk by chunk.
 //
 // Each chunk is written in a subtransaction of its own, as a batch of items is (merge_rows.hpp).
 #include "boundary.hpp"
@@ -18,6 +18,11 @@ namespace idsync {
 namespace {
 
 constexpr int64 kStagedChunk = 50000;
+// Each chunk's write takes a subtransaction xid; past 64 in one transaction the backend's cache
+// of them overflows and every snapshot in the cluster gets slower. Chunks double in size every
+// 16 chunks, up to 400,000 rows (memory), so that 64 of them cover some 12 million rows.
+constexpr int kChunksPerSize = 16;
+constexpr int kMaxDoublings = 3;
 
 // SELECT the replicated columns (cast to the target's types where the staging table has others;
 // references stay jsonb) and the origin (the row's, else $1), in the key index's order; when a
@@ -98,8 +103,8 @@ int64 merge_chunks(Merge &m, const char *sql)
     MemoryContext per_chunk =
         AllocSetContextCreate(work, "idsync staged merge chunk", ALLOCSET_DEFAULT_SIZES);
     int64 received = 0;
-    for (;;) {
-        SPI_cursor_fetch(cursor, true, kStagedChunk);
+    for (int chunk = 0;; chunk++) {
+        SPI_cursor_fetch(cursor, true, kStagedChunk << Min(chunk / kChunksPerSize, kMaxDoublings));
         if (SPI_processed == 0)
             break;
         received += static_cast<int64>(SPI_processed);
