@@ -101,7 +101,9 @@ void check_row_security(const Batch &b)
         quote_identifier(get_attname(RelationGetRelid(t.rel), t.id_attnum, false)));
     int pinned = pin_search_path();
     MemoryContext caller = CurrentMemoryContext; // SPI returns in its own context
-    if (SPI_execute_with_args(sql, 1, &param_type, &param, nullptr, true, 1) != SPI_OK_SELECT)
+    // Not read-only: a fresh snapshot, as the probes took, sees the rows a concurrent session
+    // committed while this call waited for it.
+    if (SPI_execute_with_args(sql, 1, &param_type, &param, nullptr, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "idsync row security check failed");
     MemoryContextSwitchTo(caller);
     unpin_search_path(pinned);
