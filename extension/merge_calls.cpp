@@ -11,14 +11,6 @@ namespace {
 const char kItemsHint[] = "Pass jsonb_agg(i) over the rows of idsync.items_since: [{\"point\": "
                           "..., \"item\": {...}, \"origin\": ...}, ...].";
 
-Datum required(FunctionCallInfo fcinfo, int arg, const char *name)
-{
-    if (PG_ARGISNULL(arg))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
-    return PG_GETARG_DATUM(arg);
-}
-
 // The source's incoming sync point for `relid`, -1 when there is none (as idsync.get_sync).
 int64 incoming_sync(Oid relid, Datum source)
 {
@@ -99,7 +91,7 @@ using namespace idsync;
 // (received, inserted, updated, unchanged, rejected, sync_point)
 IDSYNC_FUNCTION(idsync_merge_items)
 {
-    Oid relid = DatumGetObjectId(required(fcinfo, 0, "target"));
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     Jsonb *items = PG_ARGISNULL(1) ? nullptr : PG_GETARG_JSONB_P(1);
     return_outcome(fcinfo,
                    merge_items_call(relid, items, PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2),
@@ -112,9 +104,9 @@ IDSYNC_FUNCTION(idsync_merge_items)
 // incoming sync point moves to `point` in the same transaction.
 IDSYNC_FUNCTION(idsync_merge_staged)
 {
-    Oid relid = DatumGetObjectId(required(fcinfo, 0, "target"));
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     require_replicable(relid);
-    Oid staging = DatumGetObjectId(required(fcinfo, 1, "staging"));
+    Oid staging = DatumGetObjectId(required_arg(fcinfo, 1, "staging"));
     bool source_null = PG_ARGISNULL(2);
     Datum source = source_null ? Datum(0) : PG_GETARG_DATUM(2);
     if (!source_null && PG_ARGISNULL(3))

@@ -204,10 +204,7 @@ using namespace idsync;
 // registered tables that reference it, that wait for a referenced row which is now here.
 IDSYNC_FUNCTION(idsync_retry_waiting)
 {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("target must not be NULL")));
-    Oid relid = PG_GETARG_OID(0);
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     require_replicable(relid);
     PG_RETURN_INT32(static_cast<int32>(retry_waiting(relid)));
 }
@@ -216,10 +213,7 @@ IDSYNC_FUNCTION(idsync_retry_waiting)
 // still_rejected integer): an administrator's retry of every parked row of a table.
 IDSYNC_FUNCTION(idsync_retry_rejects)
 {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("target must not be NULL")));
-    Oid relid = PG_GETARG_OID(0);
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     require_replicable(relid);
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);

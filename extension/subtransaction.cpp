@@ -9,11 +9,6 @@ bool row_error(int code)
            code == ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION || code == ERRCODE_RAISE_EXCEPTION;
 }
 
-bool unique_violation(int code)
-{
-    return code == ERRCODE_UNIQUE_VIOLATION;
-}
-
 ErrorData *try_subtransaction(void (*body)(void *), void *arg, bool (*catches)(int))
 {
     MemoryContext context = CurrentMemoryContext;

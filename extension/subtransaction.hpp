@@ -11,8 +11,6 @@ namespace idsync {
 // violation), 27000 (a trigger changed a row it may not) and P0001 (raised by a trigger).
 bool row_error(int sqlerrcode);
 
-bool unique_violation(int sqlerrcode);
-
 // Runs body(arg) in a subtransaction. Returns nullptr when it succeeded. When it raised an error
 // that `catches` accepts, the subtransaction is rolled back and the error returned, copied into
 // the caller's memory context; any other error is raised again after the rollback. What body
