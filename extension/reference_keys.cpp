@@ -4,12 +4,10 @@
 #include "registration.hpp"
 #include "row_keys.hpp"
 #include "state_access.hpp"
+#include "natural_form.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
-
-// Natural keys nest through references; deeper is a mistake (or a cycle). As _max_nesting().
-constexpr int kMaxNesting = 8;
 
 struct KeyResolver {
     Oid parent;

@@ -29,6 +29,24 @@ const char *relid_name(Oid relid)
     return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
 }
 
+pg_uuid_t this_node()
+{
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    int pinned = pin_search_path();
+    int ret = SPI_execute("SELECT idsync.node_id()", false, 1);
+    unpin_search_path(pinned);
+    bool isnull = true;
+    if (ret == SPI_OK_SELECT && SPI_processed == 1)
+        (void)SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull)
+        elog(ERROR, "idsync: reading this node's id failed");
+    pg_uuid_t node =
+        *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_finish();
+    return node;
+}
+
 Oid state_owner()
 {
     HeapTuple cls = SearchSysCache1(RELOID, ObjectIdGetDatum(state_table("tables")));

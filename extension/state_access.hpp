@@ -15,6 +15,9 @@ namespace idsync {
 // regclass prints it under the pinned search_path (this session's temporary tables unqualified).
 const char *relid_name(Oid relid);
 
+// This node's id, as idsync.node_id() gives it (which refuses a copied database).
+pg_uuid_t this_node();
+
 // The role that owns idsync's tables.
 Oid state_owner();
 

@@ -160,7 +160,7 @@ BEGIN
     -- for the table's references (_refresh_content_triggers), by stored columns before.
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', target);
     IF cardinality(reg.reference_columns) > 0 THEN
-        EXECUTE idsync._natural_state_sql(reg, target::text) INTO state;
+        EXECUTE idsync._content_state_query(target) INTO state;
     ELSE
         SELECT * INTO state FROM idsync.table_hash(target, reg.local_columns::text[]);
     END IF;
@@ -601,32 +601,6 @@ COMMENT ON FUNCTION revoke_role(regrole) IS 'take back what grant_admin, grant_d
 
 ALTER TABLE tables ADD COLUMN plan jsonb NOT NULL DEFAULT '{}';
 
-CREATE OR REPLACE FUNCTION _items_since(target regclass, after bigint, max_rows integer, up_to bigint,
-                             to_node uuid)
-RETURNS TABLE (point bigint, item jsonb, origin uuid)
-LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    reg idsync.tables := idsync._registration(target);
-    bound bigint;
-BEGIN
-    IF after IS NULL OR max_rows IS NULL THEN
-        RAISE EXCEPTION 'point and max_rows must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF max_rows < 1 THEN
-        RAISE EXCEPTION 'max_rows must be positive' USING ERRCODE = '22023';
-    END IF;
-    -- The rows are read with a snapshot taken after the stable point; a transaction snapshot
-    -- taken earlier could miss a commit below it and skip the row for good.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'idsync.items_since must run at READ COMMITTED'
-            USING ERRCODE = '25000',
-                  DETAIL = 'Under REPEATABLE READ or SERIALIZABLE the snapshot may predate a change it would report as read.';
-    END IF;
-    bound := least(idsync.stable_point(), up_to);
-    RETURN QUERY EXECUTE idsync._plan(reg) ->> 'items'
-    USING after, bound, max_rows, to_node, idsync.node_id();
-END $$;
-
 -- The retries of parked rows, in C (extension/retries.cpp).
 DROP FUNCTION _retry(regclass, bigint[]);
 DROP FUNCTION _retry_round(regclass);
@@ -637,93 +611,117 @@ AS 'MODULE_PATHNAME', 'idsync_retry_rejects' LANGUAGE C VOLATILE SET search_path
 CREATE OR REPLACE FUNCTION retry_waiting(target regclass) RETURNS integer
 AS 'MODULE_PATHNAME', 'idsync_retry_waiting' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
-CREATE OR REPLACE FUNCTION _build_plan(target regclass) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    reg idsync.tables := idsync._registration(target);
-    items text;
-BEGIN
-    -- (point, item, origin): $4 the receiver, $5 this node. A row the receiver wrote itself
-    -- goes as its point alone (item NULL): it moves the receiver's sync point, nothing else.
-    IF NOT EXISTS (SELECT 1 FROM idsync._translated(target)) THEN
-        items := format('SELECT r.%1$I, CASE WHEN coalesce(r.idsync_origin, $5) = $4 THEN NULL '
-                        'ELSE to_jsonb(r) - %3$L::text[] END, coalesce(r.idsync_origin, $5) FROM %2$s r '
-                        'WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3',
-                        reg.point_column, target, reg.local_columns::text[]);
-    ELSE
-        items := format('SELECT n.%1$I, CASE WHEN coalesce(n.idsync_origin, $5) = $4 THEN NULL '
-                        'ELSE to_jsonb(n) - %1$L - ''idsync_origin'' END, coalesce(n.idsync_origin, $5) '
-                        'FROM (%2$s) n ORDER BY n.%1$I',
-                        reg.point_column, idsync._natural_select(reg, format(
-                            '(SELECT * FROM %2$s r WHERE r.%1$I > $1 AND r.%1$I <= $2 ORDER BY r.%1$I LIMIT $3)',
-                            reg.point_column, target), 'json',
-                            format('c.%I, c.idsync_origin', reg.point_column)));
-    END IF;
-    UPDATE idsync.tables t SET plan = jsonb_build_object(
-        -- the changes after $1 up to $2, at most $3, as items_since returns them
-        'items', items)
-    WHERE t.relid = target;
-END $$;
+-- The natural form, in C (extension/natural_form.cpp): one walk of the natural-key tree makes
+-- the SQL of every reader. The walk in SQL it replaces, and the plan's reader.
+DROP FUNCTION _natural_state_sql(tables, text, integer);
+DROP FUNCTION _natural_select(tables, text, text, text);
+DROP FUNCTION _natural_key(regclass, name, text, text, text, text, integer);
+DROP FUNCTION _max_nesting();
+DROP FUNCTION _ref_hash_query(regclass, name);
 
-CREATE OR REPLACE FUNCTION _plan(reg tables) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- The SQL of the natural form, made from the catalogs in one walk of the natural-key tree
+-- (extension/natural_form.cpp): the query of a table's content state computed afresh, and the
+-- query the content trigger runs per translated reference: (id, the row hash of the natural key
+-- of the parent row with that id) for the ids in $1 (bigint[]).
+CREATE FUNCTION _content_state_query(target regclass) RETURNS text
+AS 'MODULE_PATHNAME', 'idsync_content_state_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION _ref_hash_query(parent regclass, parent_column name) RETURNS text
+AS 'MODULE_PATHNAME', 'idsync_ref_hash_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+
+-- The query items_since runs for a table (extension/natural_form.cpp).
+CREATE FUNCTION _items_query(target regclass) RETURNS text
+AS 'MODULE_PATHNAME', 'idsync_items_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+
+-- Builds and keeps the plan of `target`. SECURITY DEFINER: it writes idsync.tables, and what
+-- it writes is fixed by the catalogs alone.
+CREATE FUNCTION _build_plan(target regclass) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE idsync.tables t
+    SET plan = jsonb_build_object(
+        -- the changes after $1 up to $2, at most $3, as items_since returns them
+        -- (extension/natural_form.cpp)
+        'items', idsync._items_query(target))
+    WHERE t.relid = target
+$$;
+
+-- Registration checks the depth of natural keys as it builds the plan.
+CREATE OR REPLACE FUNCTION replicate(target regclass, key_columns text[], mode text DEFAULT 'insert_only',
+                          version_column name DEFAULT NULL, tombstone_column name DEFAULT NULL,
+                          local_columns text[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    plan jsonb;
+    reg idsync.tables;
+    self_key text;
 BEGIN
-    SELECT t.plan INTO plan FROM idsync.tables t WHERE t.relid = reg.relid;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not registered for replication', reg.relid USING ERRCODE = '55000';
+    PERFORM idsync._replicate_table(target, key_columns, mode, version_column, tombstone_column,
+                                    local_columns);
+    reg := idsync._registration(target);
+    -- Every foreign key is checked here; an error undoes the whole registration.
+    PERFORM idsync._references(target);
+    SELECT string_agg(quote_ident(t.column_name), ', ') INTO self_key
+    FROM idsync._translated(target) t
+    WHERE t.parent = target AND t.column_name = ANY (reg.key_columns);
+    IF self_key IS NOT NULL THEN
+        RAISE EXCEPTION 'key column % of table % references the table itself', self_key, target
+            USING ERRCODE = '0A000',
+                  DETAIL = 'A natural key that contains a reference to a row of its own table would nest without end.',
+                  HINT = 'Keep the reference out of the key.';
     END IF;
-    IF plan = '{}' THEN
-        PERFORM idsync._references(reg.relid); -- names what kept the plan from being built
-        RAISE EXCEPTION 'table % has no replication plan', reg.relid
-            USING ERRCODE = '55000',
-                  HINT = 'Register every table it references, then ALTER it (or register it again) to build the plan.';
-    END IF;
-    RETURN plan;
+    PERFORM idsync._refresh_content_triggers(target);
+    PERFORM idsync._add_key_trigger(target);
 END $$;
 
 ---------------------------------------------------------------------------------------------
--- No echo: every row version keeps the node that wrote it (idsync_origin, a local column), and
--- a row does not go back to that node
+-- What a sender reads, in C (extension/changes_out.cpp, sync_points.cpp); no echo: a row does
+-- not go back to the node that wrote it
 ---------------------------------------------------------------------------------------------
 
 DROP FUNCTION items_since(regclass, bigint, integer, bigint);
 DROP FUNCTION _items_since(regclass, bigint, integer, bigint);
 DROP FUNCTION bulk_query(regclass, bigint);
-CREATE FUNCTION items_since(target regclass, point bigint, max_rows integer DEFAULT 1000,
-                            up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
-RETURNS TABLE (point bigint, item jsonb, origin uuid)
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM idsync._items_since($1, $2, $3, $4, $5)
-$$;
+CREATE OR REPLACE FUNCTION sync_info(target regclass, up_to bigint DEFAULT NULL,
+                          OUT node_id uuid, OUT max_point bigint, OUT row_count bigint,
+                          OUT content_hash text, OUT rejects bigint)
+AS 'MODULE_PATHNAME', 'idsync_sync_info' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION sync_info(regclass, bigint) IS
+'a sender''s preflight: node id, largest stable change point (at most up_to), row count, content hash, parked rejects';
 
-COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint, uuid) IS
-'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys, the node that wrote it); a row to_node wrote comes as its point alone';
+CREATE OR REPLACE FUNCTION get_sync(target regclass, remote uuid, incoming boolean DEFAULT true)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'idsync_get_sync' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION get_sync(regclass, uuid, boolean) IS
+'the sync point of a peer for a table: how far its rows were merged here (incoming) or ours pushed there; -1 when unknown';
 
+CREATE OR REPLACE FUNCTION get_syncs(target regclass, incoming boolean DEFAULT true)
+RETURNS TABLE (remote_id uuid, sync_point bigint, updated_at timestamptz)
+AS 'MODULE_PATHNAME', 'idsync_get_syncs' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION get_syncs(regclass, boolean) IS 'every sync point of a table, one row per peer';
 
-CREATE OR REPLACE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+CREATE OR REPLACE FUNCTION merge_syncs(target regclass, syncs jsonb, incoming boolean DEFAULT true)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'idsync_merge_syncs' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION merge_syncs(regclass, jsonb, boolean) IS
+'max-merge sync points from another node (transitive sync); entries for this node are skipped';
+
+CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    reg idsync.tables := idsync._registration(target);
-BEGIN
-    -- The replicated columns; for a node, also who wrote each row, and not the rows it wrote.
-    -- Without to_node the columns are those of 0.4.0, which a 0.4.0 idsyncd copies.
-    RETURN idsync._natural_select(reg, target::text, 'json',
-                                  CASE WHEN to_node IS NOT NULL THEN
-                                      format('coalesce(c.idsync_origin, %L::uuid) AS idsync_origin',
-                                             idsync.node_id()) END)
-           || ' WHERE true'
-           || CASE WHEN up_to IS NULL THEN ''
-                   ELSE format(' AND c.%I <= %s', reg.point_column, up_to) END
-           || CASE WHEN to_node IS NULL THEN ''
-                   ELSE format(' AND c.idsync_origin IS DISTINCT FROM %L::uuid', to_node) END;
-END $$;
-
+AS 'MODULE_PATHNAME', 'idsync_bulk_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid) IS
 'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also idsync_origin, and not the rows that node wrote';
 
+-- The rows of items_since run the table's plan (plans.sql). The point index is walked and cut
+-- at max_rows before the referenced rows are joined (the SET clauses keep the planner on it
+-- even without statistics, right after a bulk load). `up_to` lets a sender cut every table of a
+-- pass at one point: a row is written after the rows it references, so its point is larger,
+-- and a pass that sends parents first up to one point sends every parent its children need.
+CREATE FUNCTION items_since(target regclass, point bigint, max_rows integer DEFAULT 1000,
+                            up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+RETURNS TABLE (point bigint, item jsonb, origin uuid)
+AS 'MODULE_PATHNAME', 'idsync_items_since' LANGUAGE C VOLATILE
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint, uuid) IS
+'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys, the node that wrote it); a row to_node wrote comes as its point alone';
 
 CREATE OR REPLACE FUNCTION _unreplicate_table(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$

@@ -2,108 +2,14 @@
 -- they point at, and hash as those keys, so equal rows hash equal on every node whatever their
 -- ids.
 
--- Natural form: what leaves a node
-
--- The natural key of the `parent` row whose `parent_column` equals the SQL expression `ref`,
--- as an SQL expression: a jsonb object of the key columns (purpose 'json'), or the row hash of
--- the key columns (purpose 'hash', for content hashes). Key columns that are references nest.
--- The joins it needs are appended to `joins`, the parent row joined as `alias`.
-CREATE FUNCTION _natural_key(parent regclass, parent_column name, ref text, alias text,
-                             purpose text, INOUT joins text, depth integer DEFAULT 1,
-                             OUT expr text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    reg idsync.tables := idsync._registration(parent);
-    nested record;
-    parts text[] := '{}';
-    part text;
-    key_column name;
-    i integer := 0;
-BEGIN
-    IF depth > idsync._max_nesting() THEN
-        RAISE EXCEPTION 'natural keys nest deeper than % levels at table %', idsync._max_nesting(), parent
-            USING ERRCODE = '54001', HINT = 'A chain of key columns that reference each other in a cycle cannot be replicated.';
-    END IF;
-    joins := joins || format(' LEFT JOIN %s %I ON %I.%I = %s', parent, alias, alias, parent_column, ref);
-    FOREACH key_column IN ARRAY reg.key_columns LOOP
-        i := i + 1;
-        SELECT * INTO nested FROM idsync._translated(parent) t WHERE t.column_name = key_column;
-        IF FOUND THEN
-            SELECT * INTO joins, part FROM idsync._natural_key(
-                nested.parent, nested.parent_column, format('%I.%I', alias, key_column),
-                alias || '_' || i, purpose, joins, depth + 1);
-        ELSE
-            part := format('%I.%I', alias, key_column);
-        END IF;
-        parts := parts || CASE purpose WHEN 'json' THEN format('%L, %s', key_column, part)
-                                       ELSE format('%s AS %I', part, key_column) END;
-    END LOOP;
-    expr := format('CASE WHEN %s IS NULL THEN NULL ELSE %s END', ref,
-                   CASE purpose
-                   WHEN 'json' THEN format('jsonb_build_object(%s)', array_to_string(parts, ', '))
-                   ELSE format('(SELECT idsync.row_hash(k, ''{}'') FROM (SELECT %s) k)',
-                               array_to_string(parts, ', ')) END);
-END $$;
-
--- SELECT <replicated columns, translated references in natural form> [, extra] FROM source c:
--- what a sender ships ('json') or what the content hash covers ('hash').
-CREATE FUNCTION _natural_select(reg tables, source text, purpose text, extra text DEFAULT NULL)
-RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    items text[] := '{}';
-    joins text := '';
-    part text;
-    ref record;
-    col name;
-    i integer := 0;
-BEGIN
-    FOREACH col IN ARRAY idsync._replicated_columns(reg) LOOP
-        i := i + 1;
-        SELECT * INTO ref FROM idsync._translated(reg.relid) t WHERE t.column_name = col;
-        IF FOUND THEN
-            SELECT * INTO joins, part FROM idsync._natural_key(
-                ref.parent, ref.parent_column, format('c.%I', col), 'p' || i, purpose, joins);
-            items := items || format('%s AS %I', part, col);
-        ELSE
-            items := items || format('c.%I', col);
-        END IF;
-    END LOOP;
-    IF extra IS NOT NULL THEN
-        items := items || extra;
-    END IF;
-    RETURN format('SELECT %s FROM %s c%s', array_to_string(items, ', '), source, joins);
-END $$;
-
--- (row_count, hash1, hash2) of the rows of `source` (a table or transition table with the
--- target's columns), references hashed as the natural keys they point at, so that equal
--- content hashes equal on every node whatever its ids. `sign` -1 counts the rows negatively
--- (the rows a statement removed).
-CREATE FUNCTION _natural_state_sql(reg tables, source text, sign integer DEFAULT 1) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format(
-        'SELECT (%s * count(*))::bigint AS row_count, '
-        'coalesce(bit_xor((''x'' || left(h, 16))::bit(64)::bigint), 0) AS hash1, '
-        'coalesce(bit_xor((''x'' || right(h, 16))::bit(64)::bigint), 0) AS hash2 '
-        'FROM (SELECT replace(idsync.row_hash(n, ''{}'')::text, ''-'', '''') AS h FROM (%s) n) x',
-        sign, idsync._natural_select(reg, source, 'hash'))
-$$;
-
--- The query the content trigger runs for a translated reference to `parent`: (id, the row hash
--- of the natural key of the parent row with that id) for the ids in $1 (bigint[]), the same
--- hash _natural_select computes for the reference.
+-- The SQL of the natural form, made from the catalogs in one walk of the natural-key tree
+-- (extension/natural_form.cpp): the query of a table's content state computed afresh, and the
+-- query the content trigger runs per translated reference: (id, the row hash of the natural key
+-- of the parent row with that id) for the ids in $1 (bigint[]).
+CREATE FUNCTION _content_state_query(target regclass) RETURNS text
+AS 'MODULE_PATHNAME', 'idsync_content_state_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION _ref_hash_query(parent regclass, parent_column name) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    joins text;
-    expr text;
-BEGIN
-    SELECT * INTO joins, expr FROM idsync._natural_key(parent, parent_column, 'c.x', 'p1', 'hash', '');
-    -- An id whose row this snapshot does not show gives no row (the trigger then raises), not
-    -- the hash of a key of NULLs.
-    RETURN format('SELECT c.x, %s FROM unnest($1::bigint[]) AS c(x)%s WHERE p1.%I IS NOT NULL',
-                  expr, joins, parent_column);
-END $$;
+AS 'MODULE_PATHNAME', 'idsync_ref_hash_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 
 -- The content state of a table (row count and hash) computed afresh from its rows, references
 -- hashed as the natural keys they point at. SECURITY DEFINER: it reads every row whatever the
@@ -118,7 +24,7 @@ BEGIN
     -- for the table's references (_refresh_content_triggers), by stored columns before.
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', target);
     IF cardinality(reg.reference_columns) > 0 THEN
-        EXECUTE idsync._natural_state_sql(reg, target::text) INTO state;
+        EXECUTE idsync._content_state_query(target) INTO state;
     ELSE
         SELECT * INTO state FROM idsync.table_hash(target, reg.local_columns::text[]);
     END IF;

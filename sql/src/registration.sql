@@ -46,9 +46,6 @@ $$;
 -- registered table replicates the reference as the natural key of the referenced row (nested
 -- when that key holds references itself); README.md, "Normalized data", has the model.
 
--- Natural keys nest through references; deeper than this is a mistake (or a cycle).
-CREATE FUNCTION _max_nesting() RETURNS integer LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS 'SELECT 8';
-
 -- The foreign keys of a registered table that matter to replication, by constraint name:
 --   translated: the key references one local column of the parent (its surrogate id); the
 --               value travels as the parent row's natural key;
@@ -437,7 +434,6 @@ BEGIN
                   DETAIL = 'A natural key that contains a reference to a row of its own table would nest without end.',
                   HINT = 'Keep the reference out of the key.';
     END IF;
-    PERFORM idsync._natural_select(reg, target::text, 'json'); -- nesting depth
     PERFORM idsync._refresh_content_triggers(target);
     PERFORM idsync._add_key_trigger(target);
 END $$;

@@ -193,7 +193,7 @@ CREATE FUNCTION fresh_hash(target regclass) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     state record;
 BEGIN
-    EXECUTE idsync._natural_state_sql(idsync._registration(target), target::text) INTO state;
+    EXECUTE idsync._content_state_query(target) INTO state;
     RETURN lpad(to_hex(state.hash1), 16, '0') || lpad(to_hex(state.hash2), 16, '0');
 END $$;
 SELECT t AS table_name, (idsync.sync_info(t)).content_hash = fresh_hash(t) AS kept_equals_fresh

@@ -142,13 +142,14 @@ SELECT idsync.get_sync('sec.pkg', '00000000-0000-0000-0000-0000000000aa') AS cor
 SELECT received, inserted, rejected FROM idsync.merge_items('sec.kv',
     '[{"point": 8, "item": {"k": "b", "v": "x", "idsync_version": 9223372036854775807, "idsync_deleted": false}}]',
     '00000000-0000-0000-0000-0000000000aa');
--- The helpers that run a table's plan take it from idsync.tables, not from the registration
--- row they are given: a peer's made-up row runs no SQL of its own.
-BEGIN;
-SELECT idsync._plan(jsonb_populate_record(t, jsonb_build_object('plan',
-           jsonb_set(t.plan, '{items}', '"SELECT forged"')))) ->> 'items' = t.plan ->> 'items' AS plan_from_catalog
-FROM idsync.tables t WHERE t.relid = 'sec.pkg'::regclass;
-ROLLBACK;
+-- A table's plan is read from idsync.tables by the table's oid: no function a peer may call
+-- takes a registration row that could carry SQL of its own (the two that take one only list
+-- column names from it), and a peer cannot write the plan.
+SELECT array_agg(p.proname ORDER BY p.proname) AS take_a_registration_row
+FROM pg_proc p WHERE p.pronamespace = 'idsync'::regnamespace
+  AND 'idsync.tables'::regtype = ANY (p.proargtypes)
+  AND has_function_privilege(p.oid, 'EXECUTE');
+SELECT try($$UPDATE idsync.tables SET plan = '{"items": "SELECT forged"}' WHERE relid = 'sec.pkg'::regclass$$);
 RESET ROLE;
 SELECT point, item ->> 'k' AS k, sqlstate FROM idsync.rejects WHERE relid = 'sec.kv'::regclass;
 -- The daemon's local role reads and records outgoing points; it merges nothing.
@@ -308,6 +309,8 @@ INSERT INTO sec.out (drv_id, name) SELECT id, 'out' FROM sec.drv;
 ALTER TABLE sec.drv ADD COLUMN note text;
 SELECT count(*) AS items FROM idsync.items_since('sec.out', -1);
 SELECT length(idsync.bulk_query('sec.out')) > 0 AS bulk_query;
+SELECT idsync.bulk_query('sec.out', 1000000, '00000000-0000-0000-0000-0000000000aa') AS bulk \gset
+SELECT count(*) AS bulk_rows FROM (:bulk) b;
 SELECT row_count FROM idsync.sync_info('sec.out');
 SELECT received, inserted, rejected FROM idsync.merge_items('sec.out',
     '[{"point": 1, "item": {"name": "dev", "drv_id": {"path": "/x"}}},

@@ -29,7 +29,7 @@ CREATE FUNCTION upg.fresh_hash(target regclass) RETURNS text LANGUAGE plpgsql AS
 DECLARE
     state record;
 BEGIN
-    EXECUTE idsync._natural_state_sql(idsync._registration(target), target::text) INTO state;
+    EXECUTE idsync._content_state_query(target) INTO state;
     RETURN lpad(to_hex(state.hash1), 16, '0') || lpad(to_hex(state.hash2), 16, '0');
 END $$;
 INSERT INTO upg.derivation_outputs (derivation_id, name, path) SELECT id, 'dev', '/d' FROM upg.derivations;
