@@ -7,6 +7,7 @@
 #include "kept_plans.hpp"
 #include "natural_form.hpp"
 #include "registration.hpp"
+#include "spi_calls.hpp"
 #include "state_access.hpp"
 
 using namespace idsync;
@@ -17,11 +18,7 @@ namespace {
 // first column of its first row, or (Datum) 0 with *isnull set when there is none.
 Datum query_value(const char *sql, int nargs, Oid *types, Datum *values, bool *isnull)
 {
-    int pinned = pin_search_path();
-    int ret = SPI_execute_with_args(sql, nargs, types, values, nullptr, false, 1);
-    unpin_search_path(pinned);
-    if (ret != SPI_OK_SELECT)
-        elog(ERROR, "idsync: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
+    run_pinned(sql, nargs, types, values, nullptr, false, 1);
     *isnull = true;
     if (SPI_processed == 0)
         return Datum(0);
@@ -108,8 +105,7 @@ IDSYNC_FUNCTION(idsync_sync_info)
 
     Oid state_types[1] = {OIDOID};
     Datum state_args[1] = {ObjectIdGetDatum(relid)};
-    pinned = pin_search_path();
-    int ret = SPI_execute_with_args(
+    run_pinned(
         "SELECT t.row_count OPERATOR(pg_catalog.+) COALESCE(pg_catalog.sum(d.row_count)"
         "::pg_catalog.int8, 0), t.hash1 OPERATOR(pg_catalog.#) COALESCE(pg_catalog.bit_xor("
         "d.hash1), 0), t.hash2 OPERATOR(pg_catalog.#) COALESCE(pg_catalog.bit_xor(d.hash2), 0), "
@@ -118,8 +114,7 @@ IDSYNC_FUNCTION(idsync_sync_info)
         "OPERATOR(pg_catalog.=) t.relid WHERE t.relid OPERATOR(pg_catalog.=) "
         "$1::pg_catalog.regclass GROUP BY t.relid, t.row_count, t.hash1, t.hash2",
         1, state_types, state_args, nullptr, false, 1);
-    unpin_search_path(pinned);
-    if (ret != SPI_OK_SELECT || SPI_processed != 1)
+    if (SPI_processed != 1)
         elog(ERROR, "idsync: reading the content state of a table failed");
     HeapTuple state = SPI_tuptable->vals[0];
     TupleDesc state_desc = SPI_tuptable->tupdesc;
@@ -159,8 +154,6 @@ IDSYNC_FUNCTION(idsync_items_since)
                         errmsg("idsync.items_since must run at READ COMMITTED"),
                         errdetail("Under REPEATABLE READ or SERIALIZABLE the snapshot may predate "
                                   "a change it would report as read.")));
-    InitMaterializedSRF(fcinfo, 0);
-    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
     pg_uuid_t node = this_node();
@@ -176,14 +169,7 @@ IDSYNC_FUNCTION(idsync_items_since)
     unpin_search_path(pinned);
     if (SPI_execute_plan(plan, args, arg_nulls, false, 0) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading the changes of a table failed");
-    for (uint64 r = 0; r < SPI_processed; r++) {
-        Datum values[3];
-        bool nulls[3];
-        for (int c = 0; c < 3; c++)
-            values[c] =
-                SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-    }
+    return_spi_rows(fcinfo);
     SPI_finish();
     return Datum(0);
 }

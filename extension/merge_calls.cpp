@@ -11,31 +11,6 @@ namespace {
 const char kItemsHint[] = "Pass jsonb_agg(i) over the rows of idsync.items_since: [{\"point\": "
                           "..., \"item\": {...}, \"origin\": ...}, ...].";
 
-// The source's incoming sync point for `relid`, -1 when there is none (as idsync.get_sync).
-int64 incoming_sync(Oid relid, Datum source)
-{
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "idsync could not connect to SPI");
-    Oid types[2] = {OIDOID, UUIDOID};
-    Datum values[2] = {ObjectIdGetDatum(relid), source};
-    int pinned = pin_search_path();
-    int ret = SPI_execute_with_args("SELECT s.sync_point FROM idsync.incoming_sync s "
-                                    "WHERE s.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
-                                    "AND s.remote_id OPERATOR(pg_catalog.=) $2",
-                                    2, types, values, nullptr, false, 1);
-    unpin_search_path(pinned);
-    if (ret != SPI_OK_SELECT)
-        elog(ERROR, "idsync: reading a sync point failed");
-    int64 point = -1;
-    if (SPI_processed > 0) {
-        bool isnull;
-        point =
-            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    }
-    SPI_finish();
-    return point;
-}
-
 void return_outcome(FunctionCallInfo fcinfo, const MergeOutcome &o)
 {
     InitMaterializedSRF(fcinfo, 0);
@@ -78,7 +53,7 @@ MergeOutcome merge_items_call(Oid relid, Jsonb *items, Datum source, bool source
     retry_waiting(relid);
     if (in_name_of_source) {
         o.has_sync_point = true;
-        o.sync_point = incoming_sync(relid, source);
+        o.sync_point = read_sync_point(relid, source, true);
     }
     return o;
 }
@@ -123,7 +98,7 @@ IDSYNC_FUNCTION(idsync_merge_staged)
     retry_waiting(relid);
     if (!source_null) {
         o.has_sync_point = true;
-        o.sync_point = incoming_sync(relid, source);
+        o.sync_point = read_sync_point(relid, source, true);
     }
     return_outcome(fcinfo, o);
     return Datum(0);

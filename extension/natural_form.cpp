@@ -3,6 +3,7 @@
 #include "boundary.hpp"
 #include "insert_missing.hpp"
 #include "registration.hpp"
+#include "spi_calls.hpp"
 #include "state_access.hpp"
 #include "work_array.hpp"
 
@@ -31,14 +32,10 @@ TranslatedList translated(Oid relid)
         elog(ERROR, "idsync could not connect to SPI");
     Oid types[1] = {OIDOID};
     Datum values[1] = {ObjectIdGetDatum(relid)};
-    int pinned = pin_search_path();
-    int ret = SPI_execute_with_args(
+    run_pinned(
         "SELECT t.column_name::pg_catalog.text, t.parent::pg_catalog.oid, "
         "t.parent_column::pg_catalog.text FROM idsync._translated($1::pg_catalog.regclass) t",
         1, types, values, nullptr, false, 0);
-    unpin_search_path(pinned);
-    if (ret != SPI_OK_SELECT)
-        elog(ERROR, "idsync: reading the references of a table failed");
     TranslatedList list;
     list.n = static_cast<int>(SPI_processed);
     list.refs = static_cast<Translated *>(

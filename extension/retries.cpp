@@ -6,6 +6,7 @@
 // again are parked again with their source.
 #include "boundary.hpp"
 #include "merge_calls.hpp"
+#include "spi_calls.hpp"
 #include "state_access.hpp"
 #include "work_array.hpp"
 
@@ -21,14 +22,10 @@ struct Retried {
     int64 inserted;
 };
 
-// Runs a read-only query with search_path pinned, in an SPI connection of the caller's.
+// Runs a query with search_path pinned, in an SPI connection of the caller's.
 void query(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-    int pinned = pin_search_path();
-    int ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-    unpin_search_path(pinned);
-    if (ret < 0)
-        elog(ERROR, "idsync: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
+    run_pinned(sql, nargs, types, values, nulls, false, 0);
 }
 
 // The same, with one argument: the table `relid`.

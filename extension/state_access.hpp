@@ -78,6 +78,10 @@ void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww);
 // for administrators and the daemon's local role (state_writes.cpp).
 void raise_sync(Oid relid, Datum remote, int64 point, bool incoming);
 
+// The sync point of `remote` for `relid` (incoming: how far its rows were merged here; else how
+// far ours were pushed there), -1 when there is none. Read as the caller (sync_points.cpp).
+int64 read_sync_point(Oid relid, Datum remote, bool incoming);
+
 // Parks rows a merge into `relid` could not apply in idsync.rejects, from `rejects`, a jsonb
 // array of {point, item, sqlstate, message, detail}. Whoever may merge into the table may park
 // rows of it: nothing parked can be applied later with more rights than the merge that parked

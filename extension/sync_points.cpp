@@ -3,9 +3,10 @@
 // raise_sync, which checks what the caller may change (state_writes.cpp).
 #include "boundary.hpp"
 #include "insert_missing.hpp"
+#include "spi_calls.hpp"
 #include "state_access.hpp"
 
-using namespace idsync;
+namespace idsync {
 
 namespace {
 
@@ -13,6 +14,32 @@ const char *sync_table(bool incoming)
 {
     return incoming ? "idsync.incoming_sync" : "idsync.outgoing_sync";
 }
+
+} // namespace
+
+int64 read_sync_point(Oid relid, Datum remote, bool incoming)
+{
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    Oid types[2] = {OIDOID, UUIDOID};
+    Datum values[2] = {ObjectIdGetDatum(relid), remote};
+    run_pinned(psprintf("SELECT s.sync_point FROM %s s WHERE s.relid OPERATOR(pg_catalog.=) "
+                        "$1::pg_catalog.regclass AND s.remote_id OPERATOR(pg_catalog.=) $2",
+                        sync_table(incoming)),
+               2, types, values, nullptr, false, 1);
+    bool isnull = true;
+    Datum point = SPI_processed == 0
+                      ? Datum(0)
+                      : SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    SPI_finish();
+    return isnull ? -1 : DatumGetInt64(point);
+}
+
+} // namespace idsync
+
+using namespace idsync;
+
+namespace {
 
 bool required_bool(FunctionCallInfo fcinfo, int arg, const char *message)
 {
@@ -53,25 +80,7 @@ IDSYNC_FUNCTION(idsync_get_sync)
     if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                         errmsg("remote and incoming must not be NULL")));
-    Oid types[2] = {OIDOID, UUIDOID};
-    Datum values[2] = {ObjectIdGetDatum(relid), PG_GETARG_DATUM(1)};
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "idsync could not connect to SPI");
-    int pinned = pin_search_path();
-    int ret = SPI_execute_with_args(
-        psprintf("SELECT s.sync_point FROM %s s WHERE s.relid OPERATOR(pg_catalog.=) "
-                 "$1::pg_catalog.regclass AND s.remote_id OPERATOR(pg_catalog.=) $2",
-                 sync_table(PG_GETARG_BOOL(2))),
-        2, types, values, nullptr, true, 1);
-    unpin_search_path(pinned);
-    if (ret != SPI_OK_SELECT)
-        elog(ERROR, "idsync: reading a sync point failed");
-    bool isnull = true;
-    Datum point = SPI_processed == 0
-                      ? Datum(0)
-                      : SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    SPI_finish();
-    PG_RETURN_INT64(isnull ? -1 : DatumGetInt64(point));
+    PG_RETURN_INT64(read_sync_point(relid, PG_GETARG_DATUM(1), PG_GETARG_BOOL(2)));
 }
 
 // idsync.get_syncs(target regclass, incoming boolean DEFAULT true) RETURNS TABLE (remote_id
@@ -82,30 +91,16 @@ IDSYNC_FUNCTION(idsync_get_syncs)
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     require_replicable(relid);
     bool incoming = required_bool(fcinfo, 1, "incoming must not be NULL");
-    InitMaterializedSRF(fcinfo, 0);
-    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Oid types[1] = {OIDOID};
     Datum args[1] = {ObjectIdGetDatum(relid)};
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
-    int pinned = pin_search_path();
-    int ret = SPI_execute_with_args(
-        psprintf("SELECT s.remote_id, s.sync_point, s.updated_at FROM %s s "
-                 "WHERE s.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
-                 "ORDER BY s.remote_id",
-                 sync_table(incoming)),
-        1, types, args, nullptr, true, 0);
-    unpin_search_path(pinned);
-    if (ret != SPI_OK_SELECT)
-        elog(ERROR, "idsync: reading sync points failed");
-    for (uint64 r = 0; r < SPI_processed; r++) {
-        Datum values[3];
-        bool nulls[3];
-        for (int c = 0; c < 3; c++)
-            values[c] =
-                SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-    }
+    run_pinned(psprintf("SELECT s.remote_id, s.sync_point, s.updated_at FROM %s s "
+                        "WHERE s.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+                        "ORDER BY s.remote_id",
+                        sync_table(incoming)),
+               1, types, args, nullptr, true, 0);
+    return_spi_rows(fcinfo);
     SPI_finish();
     return Datum(0);
 }
