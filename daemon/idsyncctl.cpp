@@ -1,0 +1,121 @@
+// idsyncctl: the operator's command line beside idsyncd. It reads idsyncd's configuration file
+// and asks the databases themselves (the local one as the daemon's role, each peer as the peer
+// role the file names), so it answers whether or not idsyncd runs.
+//
+//   idsyncctl -c FILE status [--json]           per peer and table: in sync, lag, parked rows
+//   idsyncctl -c FILE rejects [TABLE] [--json]  the rows parked on this node, and why
+//
+// Exit status: 0 in sync (status) or done; 1 not in sync, a node unreachable, or a query
+// failed; 2 usage or configuration error.
+#include <cstdio>
+#include <getopt.h>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "ctl_rejects.hpp"
+#include "ctl_status.hpp"
+#include "pg_connection.hpp"
+
+#ifndef IDSYNC_VERSION
+#define IDSYNC_VERSION "unknown"
+#endif
+
+namespace {
+
+constexpr int exit_not_in_sync = 1;
+constexpr int exit_usage = 2;
+
+void print_usage(FILE *out)
+{
+    fprintf(out, "Usage: idsyncctl -c FILE status [--json]\n"
+                 "       idsyncctl -c FILE rejects [TABLE] [--json]\n"
+                 "\n"
+                 "Answers an operator's questions about the idsync node whose idsyncd reads FILE.\n"
+                 "\n"
+                 "  status    per peer and registered table: in sync (same rows and content\n"
+                 "            hash) or not, this node's rows the peer has not merged (LAG_ROWS)\n"
+                 "            and the age of the oldest of them (LAG_S), rows parked on the peer;\n"
+                 "            exit 0 only when every peer is reachable and every table in sync\n"
+                 "  rejects   the rows parked on this node (TABLE: one table's), oldest first\n"
+                 "\n"
+                 "  -c, --config FILE   idsyncd's configuration file\n"
+                 "      --json          machine-readable output\n"
+                 "  -h, --help          this text\n"
+                 "  -V, --version       the version\n");
+}
+
+bool read_config(const std::string &path, Config &config)
+{
+    std::vector<ConfigError> errors;
+    if (load_config(path, config, errors))
+        return true;
+    for (const ConfigError &error : errors)
+        fprintf(stderr, "idsyncctl: %s\n", error.str().c_str());
+    return false;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    enum { opt_json = 1000 };
+    const option options[] = {
+        {"config", required_argument, nullptr, 'c'},
+        {"json", no_argument, nullptr, opt_json},
+        {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, 'V'},
+        {nullptr, 0, nullptr, 0},
+    };
+    std::string config_path;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:hV", options, nullptr)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case opt_json:
+            json = true;
+            break;
+        case 'h':
+            print_usage(stdout);
+            return 0;
+        case 'V':
+            printf("idsyncctl %s\n", IDSYNC_VERSION);
+            return 0;
+        default:
+            print_usage(stderr);
+            return exit_usage;
+        }
+    }
+    std::vector<std::string> args(argv + optind, argv + argc);
+    if (config_path.empty() || args.empty()) {
+        print_usage(stderr);
+        return exit_usage;
+    }
+    const std::string &command = args[0];
+    if ((command == "status" && args.size() != 1) || (command == "rejects" && args.size() > 2) ||
+        (command != "status" && command != "rejects")) {
+        fprintf(stderr, "idsyncctl: unknown command or extra arguments: %s\n", command.c_str());
+        print_usage(stderr);
+        return exit_usage;
+    }
+    Config config;
+    if (!read_config(config_path, config))
+        return exit_usage;
+
+    if (command == "status") {
+        StatusReport report = collect_status(config);
+        std::string text = json ? status_json(report) : status_text(report);
+        fputs(text.c_str(), stdout);
+        return report.all_in_sync() ? 0 : exit_not_in_sync;
+    }
+    try {
+        fputs(rejects_report(config, args.size() > 1 ? args[1] : "", json).c_str(), stdout);
+    } catch (const PgError &e) {
+        fprintf(stderr, "idsyncctl: %s\n", e.what());
+        return exit_not_in_sync;
+    }
+    return 0;
+}
