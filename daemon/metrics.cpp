@@ -1,5 +1,8 @@
 #include "metrics.hpp"
 
+#include "uv_util.hpp"
+
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -103,7 +106,15 @@ void pair_family(std::string &out, const Pairs &pairs, const char *name, const c
     }
 }
 
-void render_pairs(std::string &out, const Pairs &pairs)
+// The age at `now` of a wall-clock time; none for 0 (never).
+std::optional<std::string> age_at(double now, double time)
+{
+    if (time <= 0)
+        return std::nullopt;
+    return format_double(std::max(0.0, now - time));
+}
+
+void render_pairs(std::string &out, const Pairs &pairs, double now)
 {
     for (const PairCounter &counter : pair_counters)
         pair_family(out, pairs, counter.name, "counter", counter.help,
@@ -122,6 +133,34 @@ void render_pairs(std::string &out, const Pairs &pairs)
                     if (s.lag_points < 0)
                         return std::nullopt;
                     return std::to_string(s.lag_points);
+                });
+    pair_family(out, pairs, "idsyncd_lag_seconds", "gauge",
+                "0 while the peer holds every change of this node seen by the latest pass; "
+                "else the seconds since the start of the latest pass after which it did (at "
+                "least the age of the oldest change it lacks).",
+                [now](const PairStats &s) -> std::optional<std::string> {
+                    if (!s.behind)
+                        return s.caught_up_time > 0 ? std::optional<std::string>("0")
+                                                    : std::nullopt;
+                    return age_at(now, s.caught_up_time);
+                });
+    pair_family(out, pairs, "idsyncd_last_success_timestamp_seconds", "gauge",
+                "When the latest successful pass ended (Unix time).",
+                [](const PairStats &s) -> std::optional<std::string> {
+                    if (s.last_success_time <= 0)
+                        return std::nullopt;
+                    return format_double(s.last_success_time);
+                });
+    pair_family(out, pairs, "idsyncd_oldest_reject_seconds", "gauge",
+                "Age of the oldest row the peer parked as refused (0: none), at the latest pass.",
+                [now](const PairStats &s) -> std::optional<std::string> {
+                    return age_at(now, s.oldest_reject_time).value_or("0");
+                });
+    pair_family(out, pairs, "idsyncd_oldest_waiting_seconds", "gauge",
+                "Age of the oldest row waiting on the peer for a referenced row (0: none), at "
+                "the latest pass.",
+                [now](const PairStats &s) -> std::optional<std::string> {
+                    return age_at(now, s.oldest_waiting_time).value_or("0");
                 });
 }
 
@@ -163,8 +202,13 @@ void Metrics::forget_peer(const std::string &name)
 
 std::string Metrics::render() const
 {
+    return render(wall_seconds());
+}
+
+std::string Metrics::render(double now) const
+{
     std::string out;
-    render_pairs(out, pairs_);
+    render_pairs(out, pairs_, now);
     render_peers(out, peers_);
     header(out, "idsyncd_local_up", "gauge", "1 if the local database answered the latest pass.");
     sample(out, "idsyncd_local_up", "", local_up_ ? "1" : "0");

@@ -22,6 +22,14 @@ struct PairStats {
     uint64_t echoes_avoided = 0;   // rows the peer wrote itself, not sent back to it
     double pass_seconds = 0;       // gauge: duration of the latest pass of this pair
     int64_t lag_points = -1;       // gauge: local max point minus what the peer has; -1 unknown
+    // Wall-clock times (Unix seconds; 0: never, or none): the end of the latest successful pass;
+    // the start of the latest pass that left the peer with every change of this node, and
+    // whether a pass since found it lacking some; the oldest rows parked on the peer.
+    double last_success_time = 0;
+    double caught_up_time = 0;
+    bool behind = false;
+    double oldest_reject_time = 0;
+    double oldest_waiting_time = 0;
 };
 
 struct PeerStats {
@@ -43,7 +51,9 @@ public:
     // Drops a peer that left the configuration.
     void forget_peer(const std::string &name);
     // Prometheus text exposition format 0.0.4: HELP and TYPE lines, then one sample per pair.
+    // Ages are taken at `now` (Unix seconds; the wall clock when omitted).
     std::string render() const;
+    std::string render(double now) const;
 
 private:
     std::map<std::pair<std::string, std::string>, PairStats> pairs_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 // What idsync.sync_info(table) returned on one side.
@@ -19,6 +20,10 @@ struct Preflight {
     SyncInfo remote;
     int64_t remote_point = -1;   // the peer's incoming sync point for us: get_sync on the peer
     int64_t local_outgoing = -1; // our outgoing sync point for the peer: get_sync(..., false)
+    // The age in seconds of the oldest row parked on the peer (refused; waiting for a referenced
+    // row), when there is one.
+    std::optional<double> remote_oldest_reject;
+    std::optional<double> remote_oldest_waiting;
 };
 
 enum class Mode { no_change, hashmatch, bulk, diff };

@@ -18,7 +18,13 @@ constexpr const char *local_sync_info =
 // (a merge in another session may have brought it).
 constexpr const char *remote_sync_info =
     "SELECT s.node_id, s.max_point, s.row_count, s.content_hash, s.rejects, "
-    "idsync.get_sync($1::regclass, $2::uuid), idsync.retry_waiting($1::regclass) "
+    "idsync.get_sync($1::regclass, $2::uuid), idsync.retry_waiting($1::regclass), "
+    "(SELECT EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) "
+    "pg_catalog.min(r.rejected_at)) FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) "
+    "$1::regclass AND r.sqlstate OPERATOR(pg_catalog.<>) '23503'), "
+    "(SELECT EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) "
+    "pg_catalog.min(r.rejected_at)) FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) "
+    "$1::regclass AND r.sqlstate OPERATOR(pg_catalog.=) '23503') "
     "FROM idsync.sync_info($1::regclass) s";
 constexpr const char *outgoing_point = "SELECT idsync.get_sync($1::regclass, $2::uuid, false)";
 constexpr const char *raise_outgoing_point =
@@ -81,6 +87,10 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
     preflight.remote = {remote.text(0, 0), remote.int64(0, 1), remote.int64(0, 2),
                         remote.text(0, 3), remote.int64(0, 4)};
     preflight.remote_point = remote.int64(0, 5);
+    if (!remote.is_null(0, 7))
+        preflight.remote_oldest_reject = std::stod(remote.text(0, 7));
+    if (!remote.is_null(0, 8))
+        preflight.remote_oldest_waiting = std::stod(remote.text(0, 8));
     refuse_self(context, preflight);
     PgResult outgoing =
         co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
@@ -285,6 +295,9 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
     co_await context.local.connect();
     co_await context.remote.connect();
     Preflight state = co_await preflight(context, table);
+    outcome.parked_known = true;
+    outcome.oldest_reject_age = state.remote_oldest_reject;
+    outcome.oldest_waiting_age = state.remote_oldest_waiting;
     co_await correct_forged_point(context, table, state, outcome);
     outcome.mode = choose_mode(state, {context.config.per_diff, context.config.bulk_ratio});
     outcome.lag = std::max<int64_t>(0, state.local.max_point - diff_start(state));

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,10 @@ struct TableOutcome {
     uint64_t corrected_points = 0; // the peer's point for us was beyond anything we issued
     uint64_t echoes_avoided = 0;   // rows the peer wrote itself, not sent back to it
     int64_t lag = -1; // local max point minus the point the peer has reached; -1 unknown
+    // What the preflight saw parked on the peer (ages in seconds of the oldest rows).
+    bool parked_known = false;
+    std::optional<double> oldest_reject_age;
+    std::optional<double> oldest_waiting_age;
     std::string error;
 };
 

@@ -70,6 +70,22 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
     stats.pass_seconds = seconds;
     if (outcome.lag >= 0)
         stats.lag_points = outcome.lag;
+    double now = wall_seconds();
+    double started = now - seconds; // when the preflight read the state below
+    if (outcome.success)
+        stats.last_success_time = now;
+    if (outcome.success && outcome.lag == 0) {
+        stats.caught_up_time = started;
+        stats.behind = false;
+    } else if (outcome.lag > 0) {
+        stats.behind = true;
+    }
+    if (outcome.parked_known) {
+        stats.oldest_reject_time =
+            outcome.oldest_reject_age ? started - *outcome.oldest_reject_age : 0;
+        stats.oldest_waiting_time =
+            outcome.oldest_waiting_age ? started - *outcome.oldest_waiting_age : 0;
+    }
 }
 
 Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,

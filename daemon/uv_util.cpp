@@ -1,5 +1,7 @@
 #include "uv_util.hpp"
 
+#include <chrono>
+
 double monotonic_seconds()
 {
     return static_cast<double>(uv_hrtime()) / 1e9;
@@ -83,4 +85,10 @@ void Semaphore::resize(int count)
         held_++;
         next.resume();
     }
+}
+
+double wall_seconds()
+{
+    using namespace std::chrono;
+    return duration<double>(system_clock::now().time_since_epoch()).count();
 }

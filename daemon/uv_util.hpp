@@ -10,6 +10,8 @@
 
 // Seconds since an arbitrary point, for durations (monotonic).
 double monotonic_seconds();
+// The wall clock, as Unix seconds (for metrics that report times and ages).
+double wall_seconds();
 
 // A one-shot timer; restarting replaces the pending callback.
 class Timer {

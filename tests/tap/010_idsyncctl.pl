@@ -118,6 +118,24 @@ is_deeply(decode_json($out), [], 'rejects TABLE: that table only');
 ($code, $out) = ctl($ctl_config, 'rejects', 'public.nosuch');
 is($code, 1, 'rejects of a table that does not exist: exit 1');
 
+# The same questions in idsyncd's metrics: when the latest pass succeeded, the lag in seconds,
+# the age of the oldest row parked on the peer.
+my $port = next_port();
+my $metrics_config = write_config('a_metrics', $node{a}, [['b', as_role($node{b}, 'ctl_peer')]],
+    metrics_listen => "127.0.0.1:$port");
+my $pid = start_daemon('a_metrics', $metrics_config);
+sub metric {
+    my ($name) = @_;
+    return metrics_of($port) =~ /^\Q$name\E\{peer="b",table="public.fact"\} (\S+)$/m ? $1 : undef;
+}
+ok(wait_until('a pass with metrics', sub { defined metric('idsyncd_last_success_timestamp_seconds') }),
+   'metrics: the time of the latest successful pass');
+ok(abs(metric('idsyncd_last_success_timestamp_seconds') - time()) < 120, 'metrics: it is recent');
+is(metric('idsyncd_lag_seconds'), '0', 'metrics: no lag');
+ok(metric('idsyncd_oldest_reject_seconds') > 0, 'metrics: the age of the row parked on b');
+is(metric('idsyncd_oldest_waiting_seconds'), '0', 'metrics: nothing waiting on b');
+is(stop_daemon($pid), 0, 'idsyncd stops');
+
 # Unreachable nodes.
 my $closed = next_port();
 my $down = write_config('a_down', $node{a}, [['b', as_role($node{b}, 'ctl_peer')],

@@ -33,6 +33,10 @@ const char *const counters[] = {
 const char *const gauges[] = {
     "idsyncd_pass_duration_seconds",
     "idsyncd_lag_points",
+    "idsyncd_lag_seconds",
+    "idsyncd_last_success_timestamp_seconds",
+    "idsyncd_oldest_reject_seconds",
+    "idsyncd_oldest_waiting_seconds",
     "idsyncd_peer_up",
     "idsyncd_local_up",
 };
@@ -92,6 +96,32 @@ START_TEST(pair_counters_carry_peer_and_table)
     ck_assert(has_line(text, "idsyncd_pass_duration_seconds" + labels + "0"));
     ck_assert(has_line(text, "idsyncd_lag_points" + labels + "42"));
     ck_assert(has_line(text, "idsyncd_local_up 1"));
+}
+END_TEST
+
+START_TEST(times_become_ages_at_render)
+{
+    Metrics metrics;
+    std::string labels = "{peer=\"b\",table=\"t\"} ";
+    PairStats &stats = metrics.pair("b", "t");
+    // Never caught up, nothing known: no lag sample, no last success; nothing parked.
+    std::string text = metrics.render(1000);
+    ck_assert(!has_text(text, "idsyncd_lag_seconds" + labels));
+    ck_assert(!has_text(text, "idsyncd_last_success_timestamp_seconds" + labels));
+    ck_assert(has_line(text, "idsyncd_oldest_reject_seconds" + labels + "0"));
+    stats.caught_up_time = 990;
+    stats.last_success_time = 995.5;
+    stats.oldest_reject_time = 900;
+    stats.oldest_waiting_time = 980;
+    text = metrics.render(1000);
+    ck_assert(has_line(text, "idsyncd_lag_seconds" + labels + "0"));
+    ck_assert(has_line(text, "idsyncd_last_success_timestamp_seconds" + labels + "995.5"));
+    ck_assert(has_line(text, "idsyncd_oldest_reject_seconds" + labels + "100"));
+    ck_assert(has_line(text, "idsyncd_oldest_waiting_seconds" + labels + "20"));
+    // Behind: the seconds since the pass after which the peer had everything.
+    stats.behind = true;
+    text = metrics.render(1030);
+    ck_assert(has_line(text, "idsyncd_lag_seconds" + labels + "40"));
 }
 END_TEST
 
@@ -201,6 +231,7 @@ Suite *metrics_suite()
     tcase_add_test(tc, empty_registry_has_every_family);
     tcase_add_test(tc, pair_counters_carry_peer_and_table);
     tcase_add_test(tc, samples_follow_their_header_in_key_order);
+    tcase_add_test(tc, times_become_ages_at_render);
     tcase_add_test(tc, label_values_are_escaped);
     tcase_add_test(tc, unknown_lag_is_omitted);
     tcase_add_test(tc, peer_stats_have_only_a_peer_label);
