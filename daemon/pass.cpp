@@ -51,6 +51,10 @@ constexpr const char *merge_staged =
     "'pg_temp.idsync_bulk'::regclass, $2::uuid, $3::bigint)";
 constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclass, 'idsync_bulk')";
 constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid)";
+constexpr const char *bulk_query_in_key_order =
+    "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid, true)";
+constexpr const char *begin_bulk = "SELECT idsync.begin_bulk($1::regclass, $2::uuid)";
+constexpr const char *end_bulk = "SELECT idsync.end_bulk($1::regclass, $2::uuid, $3::bigint)";
 constexpr const char *registered_tables =
     "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
     "', '), depth FROM idsync.replicated_tables()";
@@ -224,26 +228,13 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
     outcome.success = true;
 }
 
-// Bulk mode (Swift's rsync_then_merge): every row of the table, streamed from COPY TO STDOUT
-// here into COPY FROM STDIN of a staging table on the peer, merged there in the same
-// transaction that raises the peer's incoming point to the stable point read before the copy.
-Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflight &preflight,
-                     TableOutcome &outcome)
+// Streams `select` from COPY TO STDOUT here into `copy_in` (a COPY FROM STDIN) on the peer, with
+// a progress line every progress_interval; returns the number of rows.
+Task<uint64_t> stream_rows(PassContext &context, const TableInfo &table, const std::string &select,
+                           const std::string &copy_in)
 {
     const Config &config = context.config;
-    // The pass's cut is a stable point: every change at or below it committed before the
-    // COPY's snapshot, so the peer has every row up to it afterwards.
-    int64_t point = context.cut;
-
-    // References to local ids travel as the natural keys of the referenced rows (jsonb).
-    PgResult query = co_await context.local.query(sql::bulk_query, table.name,
-                                                  std::to_string(point), preflight.remote.node_id);
-    std::string select = query.text(0, 0);
-
-    co_await context.remote.query("BEGIN");
-    co_await context.remote.query(sql::create_staging, table.name);
-    co_await context.remote.copy_in_begin("COPY pg_temp.idsync_bulk (" + table.columns +
-                                          ", idsync_origin) FROM STDIN");
+    co_await context.remote.copy_in_begin(copy_in);
     co_await context.local.copy_out_begin("COPY (" + select + ") TO STDOUT");
     uint64_t rows = 0;
     uint64_t bytes = 0;
@@ -271,8 +262,87 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
             break;
     }
     co_await context.remote.copy_in_end();
+    co_return rows;
+}
+
+// The direct path of a bulk copy: when the table is empty on the peer and nobody writes it
+// there, idsync.begin_bulk locks it and the rows go by COPY straight into it, in key order; the
+// peer's incoming point moves to the cut in the same transaction (end_bulk). Returns whether it
+// was taken; when not, or when the peer refused a row (a constraint, a type), the peer's
+// transaction is rolled back and a new one is open for the staging path.
+Task<bool> send_direct(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                       TableOutcome &outcome, double started)
+{
+    int64_t point = context.cut;
+    bool direct = false;
+    std::string why;
+    try {
+        PgResult begun =
+            co_await context.remote.query(sql::begin_bulk, table.name, preflight.local.node_id);
+        direct = begun.text(0, 0) == "t";
+        if (!direct)
+            co_return false;
+        PgResult query =
+            co_await context.local.query(sql::bulk_query_in_key_order, table.name,
+                                         std::to_string(point), preflight.remote.node_id);
+        uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
+                                             "COPY " + table.name + " (" + table.columns +
+                                                 ", idsync_origin) FROM STDIN");
+        PgParams end_params{table.name, preflight.local.node_id, std::to_string(point)};
+        double timeout = context.config.node_timeout * std::max(1.0, rows / 10000.0);
+        co_await context.remote.query_params(sql::end_bulk, std::move(end_params), timeout);
+        if (context.pass_on_syncs)
+            co_await context.remote.query(sql::merge_points, table.name, table.syncs);
+        co_await context.remote.query("COMMIT");
+        co_await raise_outgoing(context, table, preflight.remote.node_id, point);
+        outcome.rows_sent += rows;
+        outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
+        outcome.success = true;
+        log_debug(strprintf("bulk copy of %s to %s, straight into the table: %llu rows in %.2f s",
+                            table.name.c_str(), context.peer.c_str(),
+                            static_cast<unsigned long long>(rows), monotonic_seconds() - started));
+        co_return true;
+    } catch (const PgError &error) {
+        // Only what the peer refused falls back; a lost connection ends the table's pass.
+        if (error.connection_lost || error.connection != context.remote.label())
+            throw;
+        why = error.what();
+    }
+    // A peer before 0.5.0 has no begin_bulk; a peer that refused a row parks it on the staging
+    // path instead.
+    if (direct)
+        log_warning(strprintf("bulk copy of %s to %s straight into the table failed, copying "
+                              "through a staging table: %s",
+                              table.name.c_str(), context.peer.c_str(), why.c_str()));
+    co_await context.remote.query("ROLLBACK");
+    co_await context.remote.query("BEGIN");
+    co_return false;
+}
+
+// Bulk mode (Swift's rsync_then_merge): every row of the table, streamed from COPY TO STDOUT
+// here into COPY FROM STDIN on the peer: straight into the table when it is empty there (above),
+// else into a staging table merged there in the same transaction that raises the peer's
+// incoming point to the stable point read before the copy.
+Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                     TableOutcome &outcome)
+{
+    // The pass's cut is a stable point: every change at or below it committed before the
+    // COPY's snapshot, so the peer has every row up to it afterwards.
+    int64_t point = context.cut;
+    double started = monotonic_seconds();
+    co_await context.remote.query("BEGIN");
+    if (co_await send_direct(context, table, preflight, outcome, started))
+        co_return;
+
+    // References to local ids travel as the natural keys of the referenced rows (jsonb).
+    PgResult query = co_await context.local.query(sql::bulk_query, table.name,
+                                                  std::to_string(point), preflight.remote.node_id);
+    co_await context.remote.query(sql::create_staging, table.name);
+    uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
+                                         "COPY pg_temp.idsync_bulk (" + table.columns +
+                                             ", idsync_origin) FROM STDIN");
     // The merge of a big copy takes a while: node_timeout per 10,000 rows staged.
-    double merge_timeout = config.node_timeout * std::max(1.0, rows / 10000.0);
+    double merge_timeout = context.config.node_timeout * std::max(1.0, rows / 10000.0);
     PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
     PgResult merged = co_await context.remote.query_params(sql::merge_staged,
                                                            std::move(merge_params), merge_timeout);

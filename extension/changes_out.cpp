@@ -174,11 +174,11 @@ IDSYNC_FUNCTION(idsync_items_since)
     return Datum(0);
 }
 
-// idsync.bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
-// RETURNS text: the SELECT a bulk copy of a table streams: its replicated columns, references as
-// natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also
-// idsync_origin, and not the rows that node wrote. Without to_node the columns are those of
-// 0.4.0, which a 0.4.0 idsyncd copies.
+// idsync.bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL,
+// in_key_order boolean DEFAULT false) RETURNS text: the SELECT a bulk copy of a table streams: its
+// replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at
+// most up_to; with to_node, also idsync_origin, and not the rows that node wrote. Without to_node
+// the columns are those of 0.4.0, which a 0.4.0 idsyncd copies.
 IDSYNC_FUNCTION(idsync_bulk_query)
 {
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
@@ -207,5 +207,15 @@ IDSYNC_FUNCTION(idsync_bulk_query)
                          " AND (c.idsync_origin IS NULL OR c.idsync_origin "
                          "OPERATOR(pg_catalog.<>) %s::pg_catalog.uuid)",
                          to_node);
+    // In the natural key's order, for a copy straight into the receiver's table (its key index
+    // then grows at its right end); not when the key holds a reference, whose order here is
+    // that of local ids.
+    bool in_key_order = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+    for (int k = 0; k < reg->nkey && in_key_order; k++)
+        in_key_order =
+            !registered_name_among(reg->key_columns[k], reg->reference_columns, reg->nreferences);
+    for (int k = 0; k < reg->nkey && in_key_order; k++)
+        appendStringInfo(&sql, "%s c.%s", k == 0 ? " ORDER BY" : ",",
+                         quote_identifier(reg->key_columns[k]));
     PG_RETURN_TEXT_P(cstring_to_text(sql.data));
 }

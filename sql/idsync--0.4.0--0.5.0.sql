@@ -437,6 +437,19 @@ DROP FUNCTION _stage(tables);
 DROP FUNCTION _row_hash_expr(tables, text);
 DROP FUNCTION _key_order(tables);
 
+-- The direct path of a bulk copy into a table that is empty here and that nobody is writing:
+-- begin_bulk takes the table (SHARE ROW EXCLUSIVE, never waiting) and returns true, the sender's
+-- rows arrive by COPY straight into the table, end_bulk moves the source's sync point
+-- (extension/direct_bulk.cpp). false: use a staging table and merge_staged.
+CREATE FUNCTION begin_bulk(target regclass, source uuid) RETURNS boolean
+AS 'MODULE_PATHNAME', 'idsync_begin_bulk' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION begin_bulk(regclass, uuid) IS
+'start a bulk copy from source straight into target when target is empty and unwritten: locks it to the end of the transaction, and COPY FROM then keeps the rows'' versions and origins; false when the staging path must be used';
+CREATE FUNCTION end_bulk(target regclass, source uuid, point bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'idsync_end_bulk' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION end_bulk(regclass, uuid, bigint) IS
+'end the bulk copy begin_bulk started: source''s incoming sync point moves to point (returned)';
+
 -- The merge of a batch of items on the insert-missing engine (extension/merge_items.cpp): how
 -- many rows were inserted, updated, and parked (refused, or waiting for a referenced row).
 CREATE FUNCTION _merge_batch(target regclass, items jsonb, source uuid,
@@ -519,11 +532,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                    'compact', 'row_hash', 'node_id']
           WHEN 'peer' THEN ARRAY['sync_info', 'get_sync', 'get_syncs', 'merge_items',
                                  'merge_staged', 'merge_syncs', 'create_staging', 'retry_waiting',
+                                 'begin_bulk', 'end_bulk',
                                  'correct_sync', 'stable_point', 'compact', 'row_hash', 'node_id']
           WHEN 'admin' THEN ARRAY['replicate', 'unreplicate', 'reclaim', 'compact', 'retry_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'bulk_query', 'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
+                                  'begin_bulk', 'end_bulk',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
                                   'change_trigger', 'content_trigger', 'tombstone_trigger',
                                   'node_id']
@@ -704,11 +719,12 @@ AS 'MODULE_PATHNAME', 'idsync_merge_syncs' LANGUAGE C VOLATILE SET search_path =
 COMMENT ON FUNCTION merge_syncs(regclass, jsonb, boolean) IS
 'max-merge sync points from another node (transitive sync); entries for this node are skipped';
 
-CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL,
+                           in_key_order boolean DEFAULT false)
 RETURNS text
 AS 'MODULE_PATHNAME', 'idsync_bulk_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid) IS
-'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also idsync_origin, and not the rows that node wrote';
+COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid, boolean) IS
+'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also idsync_origin, and not the rows that node wrote; in_key_order: ordered by the natural key (when it holds no reference), for a copy straight into the receiver''s table';
 
 -- The rows of items_since run the table's plan (plans.sql). The point index is walked and cut
 -- at max_rows before the referenced rows are joined (the SET clauses keep the planner on it

@@ -27,11 +27,12 @@ AS 'MODULE_PATHNAME', 'idsync_merge_syncs' LANGUAGE C VOLATILE SET search_path =
 COMMENT ON FUNCTION merge_syncs(regclass, jsonb, boolean) IS
 'max-merge sync points from another node (transitive sync); entries for this node are skipped';
 
-CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+CREATE FUNCTION bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL,
+                           in_key_order boolean DEFAULT false)
 RETURNS text
 AS 'MODULE_PATHNAME', 'idsync_bulk_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid) IS
-'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also idsync_origin, and not the rows that node wrote';
+COMMENT ON FUNCTION bulk_query(regclass, bigint, uuid, boolean) IS
+'the SELECT a bulk copy of a table streams: its replicated columns, references as natural keys (jsonb); with up_to, the rows whose point is at most up_to; with to_node, also idsync_origin, and not the rows that node wrote; in_key_order: ordered by the natural key (when it holds no reference), for a copy straight into the receiver''s table';
 
 -- The rows of items_since run the table's plan (plans.sql). The point index is walked and cut
 -- at max_rows before the referenced rows are joined (the SET clauses keep the planner on it

@@ -50,6 +50,19 @@ AS 'MODULE_PATHNAME', 'idsync_merge_staged' LANGUAGE C VOLATILE SET search_path 
 COMMENT ON FUNCTION merge_staged(regclass, regclass, uuid, bigint) IS
 'merge a staging table filled by COPY (bulk catch-up); with source, raise its incoming sync point to point';
 
+-- The direct path of a bulk copy into a table that is empty here and that nobody is writing:
+-- begin_bulk takes the table (SHARE ROW EXCLUSIVE, never waiting) and returns true, the sender's
+-- rows arrive by COPY straight into the table, end_bulk moves the source's sync point
+-- (extension/direct_bulk.cpp). false: use a staging table and merge_staged.
+CREATE FUNCTION begin_bulk(target regclass, source uuid) RETURNS boolean
+AS 'MODULE_PATHNAME', 'idsync_begin_bulk' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION begin_bulk(regclass, uuid) IS
+'start a bulk copy from source straight into target when target is empty and unwritten: locks it to the end of the transaction, and COPY FROM then keeps the rows'' versions and origins; false when the staging path must be used';
+CREATE FUNCTION end_bulk(target regclass, source uuid, point bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'idsync_end_bulk' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION end_bulk(regclass, uuid, bigint) IS
+'end the bulk copy begin_bulk started: source''s incoming sync point moves to point (returned)';
+
 -- The merges themselves, without the checks, the apply flag and the sync point (for tests).
 CREATE FUNCTION _merge_batch(target regclass, items jsonb, source uuid,
                              OUT inserted integer, OUT updated integer, OUT rejected integer)

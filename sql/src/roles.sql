@@ -22,11 +22,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                    'compact', 'row_hash', 'node_id']
           WHEN 'peer' THEN ARRAY['sync_info', 'get_sync', 'get_syncs', 'merge_items',
                                  'merge_staged', 'merge_syncs', 'create_staging', 'retry_waiting',
+                                 'begin_bulk', 'end_bulk',
                                  'correct_sync', 'stable_point', 'compact', 'row_hash', 'node_id']
           WHEN 'admin' THEN ARRAY['replicate', 'unreplicate', 'reclaim', 'compact', 'retry_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'bulk_query', 'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
+                                  'begin_bulk', 'end_bulk',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
                                   'change_trigger', 'content_trigger', 'tombstone_trigger',
                                   'node_id']

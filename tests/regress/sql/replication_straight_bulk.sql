@@ -1,0 +1,112 @@
+-- The direct path of a bulk copy: begin_bulk takes a table that is empty and unwritten, the rows
+-- arrive by COPY straight into it with their versions and origins, end_bulk moves the source's
+-- sync point. Everything else (rows here, a writer, references) keeps the staging path.
+SET client_min_messages = warning;
+CREATE SCHEMA bd;
+CREATE TABLE bd.pkg (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, size int CHECK (size >= 0));
+SELECT idsync.replicate('bd.pkg', '{name}');
+CREATE TABLE bd.kv (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, v text);
+SELECT idsync.replicate('bd.kv', '{k}', 'lww');
+CREATE TABLE bd.parent (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);
+SELECT idsync.replicate('bd.parent', '{name}');
+CREATE TABLE bd.child (id bigserial PRIMARY KEY, parent_id bigint NOT NULL REFERENCES bd.parent,
+                       name text NOT NULL, UNIQUE (parent_id, name));
+SELECT idsync.replicate('bd.child', '{parent_id,name}');
+CREATE VIEW bd.held AS
+    SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+    WHERE l.pid = pg_backend_pid() AND c.relnamespace = 'bd'::regnamespace
+      AND l.mode = 'ShareRowExclusiveLock';
+
+-- An empty table: taken, rows copied with the node that wrote them, the sync point moved.
+BEGIN;
+SELECT idsync.begin_bulk('bd.pkg', '00000000-0000-0000-0000-00000000000a') AS direct;
+SELECT * FROM bd.held;
+COPY bd.pkg (name, size, idsync_origin) FROM STDIN;
+gcc	10	00000000-0000-0000-0000-00000000000c
+make	20	00000000-0000-0000-0000-00000000000a
+\.
+SELECT idsync.end_bulk('bd.pkg', '00000000-0000-0000-0000-00000000000a', 42) AS sync_point;
+COMMIT;
+SELECT name, size, idsync_origin, idsync_point > 0 AS has_point FROM bd.pkg ORDER BY name;
+SELECT idsync.get_sync('bd.pkg', '00000000-0000-0000-0000-00000000000a') AS incoming;
+-- The kept content state is the state of the rows.
+SELECT (SELECT lpad(to_hex(s.hash1), 16, '0') || lpad(to_hex(s.hash2), 16, '0')
+        FROM idsync.table_hash('bd.pkg', '{id,idsync_point,idsync_origin}') s)
+     = (SELECT content_hash FROM idsync.sync_info('bd.pkg')) AS hash_kept;
+
+-- A table with rows: not taken, and nothing is held.
+BEGIN;
+SELECT idsync.begin_bulk('bd.pkg', '00000000-0000-0000-0000-00000000000a') AS direct;
+SELECT count(*) AS locks_held FROM bd.held;
+ROLLBACK;
+
+-- lww: the rows keep their versions and tombstones.
+BEGIN;
+SELECT idsync.begin_bulk('bd.kv', '00000000-0000-0000-0000-00000000000a') AS direct;
+COPY bd.kv (k, v, idsync_version, idsync_deleted, idsync_origin) FROM STDIN;
+a	one	1000	f	00000000-0000-0000-0000-00000000000a
+b	\N	2000	t	00000000-0000-0000-0000-00000000000a
+\.
+SELECT idsync.end_bulk('bd.kv', '00000000-0000-0000-0000-00000000000a', 7) AS sync_point;
+COMMIT;
+SELECT k, v, idsync_version, idsync_deleted FROM bd.kv ORDER BY k;
+
+-- A row the table refuses fails the COPY, and the whole transaction (the sender then uses the
+-- staging path, which parks it).
+CREATE TABLE bd.empty_pkg (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, size int CHECK (size >= 0));
+SELECT idsync.replicate('bd.empty_pkg', '{name}');
+BEGIN;
+SELECT idsync.begin_bulk('bd.empty_pkg', '00000000-0000-0000-0000-00000000000a') AS direct;
+\set VERBOSITY terse
+COPY bd.empty_pkg (name, size, idsync_origin) FROM STDIN;
+ok	1	00000000-0000-0000-0000-00000000000a
+bad	-1	00000000-0000-0000-0000-00000000000a
+\.
+\set VERBOSITY default
+ROLLBACK;
+SELECT count(*) AS rows_after_refusal FROM bd.empty_pkg;
+
+-- References travel as natural keys, which only a merge resolves: the staging path.
+BEGIN;
+SELECT idsync.begin_bulk('bd.child', '00000000-0000-0000-0000-00000000000a') AS direct;
+SELECT count(*) AS locks_held FROM bd.held;
+ROLLBACK;
+
+-- end_bulk without begin_bulk, and bad arguments.
+SELECT try($$SELECT idsync.end_bulk('bd.empty_pkg', '00000000-0000-0000-0000-00000000000a', 1)$$);
+SELECT try($$SELECT idsync.begin_bulk(NULL, '00000000-0000-0000-0000-00000000000a')$$);
+SELECT try($$SELECT idsync.begin_bulk('bd.empty_pkg', NULL)$$);
+SELECT try($$SELECT idsync.end_bulk('bd.empty_pkg', '00000000-0000-0000-0000-00000000000a', NULL)$$);
+CREATE TABLE bd.unregistered (id bigserial PRIMARY KEY, name text UNIQUE);
+SELECT try($$SELECT idsync.begin_bulk('bd.unregistered', '00000000-0000-0000-0000-00000000000a')$$);
+
+-- A role that may not merge is refused before anything is locked; a peer role only in the
+-- name of the node it speaks for.
+CREATE ROLE idsync_bd_reader;
+GRANT USAGE ON SCHEMA idsync, bd TO idsync_bd_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA bd TO idsync_bd_reader;
+GRANT EXECUTE ON FUNCTION idsync.begin_bulk(regclass, uuid) TO idsync_bd_reader;
+CREATE ROLE idsync_bd_peer;
+SELECT idsync.grant_peer('idsync_bd_peer', '00000000-0000-0000-0000-00000000000a');
+GRANT USAGE ON SCHEMA bd TO idsync_bd_peer;
+GRANT SELECT, INSERT ON bd.empty_pkg TO idsync_bd_peer;
+GRANT SELECT ON bd.held TO idsync_bd_peer;
+BEGIN;
+SET LOCAL ROLE idsync_bd_reader;
+SELECT try($$SELECT idsync.begin_bulk('bd.empty_pkg', '00000000-0000-0000-0000-00000000000a')$$);
+SELECT count(*) AS locks_held FROM bd.held;
+SET LOCAL ROLE idsync_bd_peer;
+SELECT try($$SELECT idsync.begin_bulk('bd.empty_pkg', '00000000-0000-0000-0000-00000000000b')$$);
+SELECT count(*) AS locks_held FROM bd.held;
+SELECT idsync.begin_bulk('bd.empty_pkg', '00000000-0000-0000-0000-00000000000a') AS peer_direct;
+ROLLBACK;
+
+-- bulk_query in key order, for a copy straight into the receiver's table; a key that holds a
+-- reference keeps no order (its order here is that of local ids).
+SELECT idsync.bulk_query('bd.pkg', NULL, NULL, true) LIKE '% ORDER BY c.name' AS ordered;
+SELECT idsync.bulk_query('bd.child', NULL, NULL, true) LIKE '%ORDER BY%' AS child_ordered;
+
+DROP SCHEMA bd CASCADE;
+DROP OWNED BY idsync_bd_reader, idsync_bd_peer;
+SELECT idsync.revoke_role('idsync_bd_peer');
+DROP ROLE idsync_bd_reader, idsync_bd_peer;
