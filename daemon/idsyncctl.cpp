@@ -4,16 +4,19 @@
 //
 //   idsyncctl -c FILE status [--json]           per peer and table: in sync, lag, parked rows
 //   idsyncctl -c FILE rejects [TABLE] [--json]  the rows parked on this node, and why
+//   idsyncctl -c FILE resync TABLE PEER         the next pass copies TABLE to PEER in bulk
 //
 // Exit status: 0 in sync (status) or done; 1 not in sync, a node unreachable, or a query
-// failed; 2 usage or configuration error.
+// failed; 2 usage or configuration error (also a peer the file does not name).
 #include <cstdio>
 #include <getopt.h>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
 #include "ctl_rejects.hpp"
+#include "ctl_resync.hpp"
 #include "ctl_status.hpp"
 #include "pg_connection.hpp"
 
@@ -30,6 +33,7 @@ void print_usage(FILE *out)
 {
     fprintf(out, "Usage: idsyncctl -c FILE status [--json]\n"
                  "       idsyncctl -c FILE rejects [TABLE] [--json]\n"
+                 "       idsyncctl -c FILE resync TABLE PEER\n"
                  "\n"
                  "Answers an operator's questions about the idsync node whose idsyncd reads FILE.\n"
                  "\n"
@@ -38,6 +42,8 @@ void print_usage(FILE *out)
                  "            and the age of the oldest of them (LAG_S), rows parked on the peer;\n"
                  "            exit 0 only when every peer is reachable and every table in sync\n"
                  "  rejects   the rows parked on this node (TABLE: one table's), oldest first\n"
+                 "  resync    idsyncd's next pass to PEER copies TABLE in bulk (a repair; safe\n"
+                 "            while loaders run: the peer takes only the rows it lacks)\n"
                  "\n"
                  "  -c, --config FILE   idsyncd's configuration file\n"
                  "      --json          machine-readable output\n"
@@ -96,7 +102,8 @@ int main(int argc, char **argv)
     }
     const std::string &command = args[0];
     if ((command == "status" && args.size() != 1) || (command == "rejects" && args.size() > 2) ||
-        (command != "status" && command != "rejects")) {
+        (command == "resync" && args.size() != 3) ||
+        (command != "status" && command != "rejects" && command != "resync")) {
         fprintf(stderr, "idsyncctl: unknown command or extra arguments: %s\n", command.c_str());
         print_usage(stderr);
         return exit_usage;
@@ -112,7 +119,13 @@ int main(int argc, char **argv)
         return report.all_in_sync() ? 0 : exit_not_in_sync;
     }
     try {
-        fputs(rejects_report(config, args.size() > 1 ? args[1] : "", json).c_str(), stdout);
+        if (command == "resync")
+            fputs(request_resync(config, args[1], args[2]).c_str(), stdout);
+        else
+            fputs(rejects_report(config, args.size() > 1 ? args[1] : "", json).c_str(), stdout);
+    } catch (const std::invalid_argument &e) {
+        fprintf(stderr, "idsyncctl: %s\n", e.what());
+        return exit_usage;
     } catch (const PgError &e) {
         fprintf(stderr, "idsyncctl: %s\n", e.what());
         return exit_not_in_sync;

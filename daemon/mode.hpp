@@ -24,6 +24,9 @@ struct Preflight {
     // row), when there is one.
     std::optional<double> remote_oldest_reject;
     std::optional<double> remote_oldest_waiting;
+    // When an operator asked for a resync of the table to this peer (idsyncctl resync), the
+    // time of the request as the local database prints it; empty when none.
+    std::string resync_requested_at;
 };
 
 enum class Mode { no_change, hashmatch, bulk, diff };

@@ -53,6 +53,12 @@ constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclas
 constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid)";
 constexpr const char *bulk_query_in_key_order =
     "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid, true)";
+// A resync an operator asked for (idsyncctl resync), and its clearing after a pass that read it.
+constexpr const char *resync_request = "SELECT r.requested_at::text FROM idsync.resync_requests r "
+                                       "WHERE r.relid OPERATOR(pg_catalog.=) $1::regclass "
+                                       "AND r.remote_id OPERATOR(pg_catalog.=) $2::uuid";
+constexpr const char *resync_done =
+    "SELECT idsync._resync_done($1::regclass, $2::uuid, $3::timestamptz)";
 constexpr const char *begin_bulk = "SELECT idsync.begin_bulk($1::regclass, $2::uuid)";
 constexpr const char *end_bulk = "SELECT idsync.end_bulk($1::regclass, $2::uuid, $3::bigint)";
 constexpr const char *registered_tables =
@@ -99,6 +105,10 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
     PgResult outgoing =
         co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
     preflight.local_outgoing = outgoing.int64(0, 0);
+    PgResult resync =
+        co_await context.local.query(sql::resync_request, table.name, preflight.remote.node_id);
+    if (resync.rows() > 0)
+        preflight.resync_requested_at = resync.text(0, 0);
     co_return preflight;
 }
 
@@ -369,7 +379,19 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
     outcome.oldest_reject_age = state.remote_oldest_reject;
     outcome.oldest_waiting_age = state.remote_oldest_waiting;
     co_await correct_forged_point(context, table, state, outcome);
+    // A resync: every row goes, as to a peer that has none (the merge takes what it lacks).
+    if (!state.resync_requested_at.empty()) {
+        log_info(strprintf("resync of %s to %s (requested at %s): sending every row",
+                           table.name.c_str(), context.peer.c_str(),
+                           state.resync_requested_at.c_str()));
+        state.remote_point = -1;
+        state.local_outgoing = -1;
+    }
     outcome.mode = choose_mode(state, {context.config.per_diff, context.config.bulk_ratio});
+    // A resync copies the table in bulk, in one transaction, whatever its size: a diff capped
+    // part way would leave the rest to passes that start from the peer's (high) point.
+    if (!state.resync_requested_at.empty() && outcome.mode == Mode::diff)
+        outcome.mode = Mode::bulk;
     outcome.lag = std::max<int64_t>(0, state.local.max_point - diff_start(state));
     log_debug(strprintf("%s to %s: %s (local max %lld, peer has %lld, peer max %lld)",
                         table.name.c_str(), context.peer.c_str(), mode_name(outcome.mode),
@@ -398,6 +420,9 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
         co_await send_diffs(context, table, state, outcome);
         break;
     }
+    if (outcome.success && !state.resync_requested_at.empty())
+        co_await context.local.query(sql::resync_done, table.name, state.remote.node_id,
+                                     state.resync_requested_at);
 }
 
 } // namespace

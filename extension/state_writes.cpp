@@ -229,6 +229,8 @@ IDSYNC_FUNCTION(idsync_forget)
         "i AS (DELETE FROM idsync.incoming_sync WHERE relid::pg_catalog.oid "
         "OPERATOR(pg_catalog.=) $1), "
         "o AS (DELETE FROM idsync.outgoing_sync WHERE relid::pg_catalog.oid "
+        "OPERATOR(pg_catalog.=) $1), "
+        "r AS (DELETE FROM idsync.resync_requests WHERE relid::pg_catalog.oid "
         "OPERATOR(pg_catalog.=) $1) "
         "DELETE FROM idsync.rejects WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
         1, &type, &value, nullptr);

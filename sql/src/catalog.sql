@@ -91,6 +91,16 @@ CREATE TABLE roles (
     CHECK ((kind = 'peer') = (node_id IS NOT NULL))
 );
 
+-- Per registered table and peer: a resync an operator asked for (idsyncctl resync). The next
+-- pass to that peer sends the table as if the peer had none of it; the first pass that read
+-- the request and succeeded clears it.
+CREATE TABLE resync_requests (
+    relid regclass NOT NULL,
+    remote_id uuid NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (relid, remote_id)
+);
+
 SELECT pg_catalog.pg_extension_config_dump('node', '');
 SELECT pg_catalog.pg_extension_config_dump('points', '');
 SELECT pg_catalog.pg_extension_config_dump('tables', '');
@@ -98,4 +108,5 @@ SELECT pg_catalog.pg_extension_config_dump('table_deltas', '');
 SELECT pg_catalog.pg_extension_config_dump('incoming_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('outgoing_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('rejects', '');
+SELECT pg_catalog.pg_extension_config_dump('resync_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('roles', '');

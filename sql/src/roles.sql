@@ -19,7 +19,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
                                    'items_since', 'bulk_query', 'merge_syncs', 'stable_point',
-                                   'compact', 'row_hash', 'node_id']
+                                   'compact', 'row_hash', 'node_id', 'request_resync']
           WHEN 'peer' THEN ARRAY['sync_info', 'get_sync', 'get_syncs', 'merge_items',
                                  'merge_staged', 'merge_syncs', 'create_staging', 'retry_waiting',
                                  'begin_bulk', 'end_bulk',
@@ -28,7 +28,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'bulk_query', 'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
-                                  'begin_bulk', 'end_bulk',
+                                  'begin_bulk', 'end_bulk', 'request_resync',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
                                   'change_trigger', 'content_trigger', 'tombstone_trigger',
                                   'node_id']

@@ -36,3 +36,14 @@ AS 'MODULE_PATHNAME', 'idsync_begin_apply' LANGUAGE C VOLATILE SET search_path =
 
 CREATE FUNCTION _end_apply(target regclass) RETURNS void
 AS 'MODULE_PATHNAME', 'idsync_end_apply' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+-- Resyncs an operator asks for (idsyncctl resync; extension/resync.cpp): the next pass of
+-- `target` to the node `remote` sends every row, as if the peer had none; idsyncd clears the
+-- request after the first pass that read it and succeeded. For administrators and the daemon's
+-- role: a resync only sends rows again.
+CREATE FUNCTION request_resync(target regclass, remote uuid) RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'idsync_request_resync' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION request_resync(regclass, uuid) IS
+'ask idsyncd to send every row of target to the node remote on its next pass (returns the time of the request)';
+CREATE FUNCTION _resync_done(target regclass, remote uuid, requested_at timestamptz) RETURNS void
+AS 'MODULE_PATHNAME', 'idsync_resync_done' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;

@@ -106,7 +106,33 @@ ROLLBACK;
 SELECT idsync.bulk_query('bd.pkg', NULL, NULL, true) LIKE '% ORDER BY c.name' AS ordered;
 SELECT idsync.bulk_query('bd.child', NULL, NULL, true) LIKE '%ORDER BY%' AS child_ordered;
 
+-- Resyncs an operator asks for (idsyncctl resync): recorded per table and peer, renewed when
+-- asked again, cleared by idsyncd with the time it read; administrators and the daemon's role.
+SELECT idsync.request_resync('bd.pkg', '00000000-0000-0000-0000-00000000000b') IS NOT NULL AS requested;
+SELECT relid, remote_id FROM idsync.resync_requests;
+SELECT requested_at AS first_at FROM idsync.resync_requests \gset
+SELECT idsync._resync_done('bd.pkg', '00000000-0000-0000-0000-00000000000b', :'first_at');
+SELECT count(*) AS left_after_done FROM idsync.resync_requests;
+SELECT try($$SELECT idsync.request_resync('bd.pkg', NULL)$$);
+SELECT try($$SELECT idsync.request_resync('bd.unregistered', '00000000-0000-0000-0000-00000000000b')$$);
+CREATE ROLE idsync_bd_daemon;
+SELECT idsync.grant_daemon('idsync_bd_daemon');
+GRANT USAGE ON SCHEMA bd TO idsync_bd_daemon;
+GRANT SELECT ON bd.pkg TO idsync_bd_daemon;
+GRANT EXECUTE ON FUNCTION idsync.request_resync(regclass, uuid) TO idsync_bd_reader;
+SET ROLE idsync_bd_reader;
+SELECT try($$SELECT idsync.request_resync('bd.pkg', '00000000-0000-0000-0000-00000000000b')$$);
+SET ROLE idsync_bd_peer;
+SELECT try($$SELECT idsync.request_resync('bd.pkg', '00000000-0000-0000-0000-00000000000b')$$);
+SET ROLE idsync_bd_daemon;
+SELECT idsync.request_resync('bd.pkg', '00000000-0000-0000-0000-00000000000b') IS NOT NULL AS daemon_requested;
+RESET ROLE;
+SELECT count(*) AS requests FROM idsync.resync_requests;
+-- Unregistering the table forgets them.
+SELECT idsync.unreplicate('bd.pkg');
+SELECT count(*) AS requests_after_unregister FROM idsync.resync_requests;
+
 DROP SCHEMA bd CASCADE;
-DROP OWNED BY idsync_bd_reader, idsync_bd_peer;
-SELECT idsync.revoke_role('idsync_bd_peer');
-DROP ROLE idsync_bd_reader, idsync_bd_peer;
+DROP OWNED BY idsync_bd_reader, idsync_bd_peer, idsync_bd_daemon;
+SELECT idsync.revoke_role('idsync_bd_peer'), idsync.revoke_role('idsync_bd_daemon');
+DROP ROLE idsync_bd_reader, idsync_bd_peer, idsync_bd_daemon;
