@@ -308,7 +308,7 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
         outcome.rows_sent += rows;
         outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
         outcome.success = true;
-        log_debug(strprintf("bulk copy of %s to %s, straight into the table: %llu rows in %.2f s",
+        log_debug(strprintf("bulk copy of %s to %s: %llu rows straight into the table in %.2f s",
                             table.name.c_str(), context.peer.c_str(),
                             static_cast<unsigned long long>(rows), monotonic_seconds() - started));
         co_return true;
