@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <iomanip>
 #include <map>
@@ -736,4 +737,14 @@ std::string describe_config(const Config &config)
         << " progress_interval=" << format_number(config.progress_interval) << "\n";
     out << "metrics_listen=" << describe_listen(config.metrics_listen) << "\n";
     return out.str();
+}
+
+bool load_config_or_report(const std::string &path, Config &config, const char *program)
+{
+    std::vector<ConfigError> errors;
+    if (load_config(path, config, errors))
+        return true;
+    for (const ConfigError &error : errors)
+        fprintf(stderr, "%s: %s\n", program, error.str().c_str());
+    return false;
 }

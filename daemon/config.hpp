@@ -48,6 +48,8 @@ bool parse_config(const std::string &text, const std::string &name, Config &conf
                   std::vector<ConfigError> &errors);
 // Reads the file at `path`, then parse_config.
 bool load_config(const std::string &path, Config &config, std::vector<ConfigError> &errors);
+// load_config, with every error printed to stderr as "program: file:line: message".
+bool load_config_or_report(const std::string &path, Config &config, const char *program);
 
 // Whether a connection string holds a password.
 bool dsn_has_password(const std::string &dsn);

@@ -51,16 +51,6 @@ void print_usage(FILE *out)
                  "  -V, --version       the version\n");
 }
 
-bool read_config(const std::string &path, Config &config)
-{
-    std::vector<ConfigError> errors;
-    if (load_config(path, config, errors))
-        return true;
-    for (const ConfigError &error : errors)
-        fprintf(stderr, "idsyncctl: %s\n", error.str().c_str());
-    return false;
-}
-
 } // namespace
 
 int main(int argc, char **argv)
@@ -109,7 +99,7 @@ int main(int argc, char **argv)
         return exit_usage;
     }
     Config config;
-    if (!read_config(config_path, config))
+    if (!load_config_or_report(config_path, config, "idsyncctl"))
         return exit_usage;
 
     if (command == "status") {

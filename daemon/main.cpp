@@ -45,16 +45,6 @@ void print_usage(FILE *out)
                  "Signals: SIGTERM/SIGINT stop after the batch in flight; SIGHUP reloads FILE.\n");
 }
 
-bool read_config(const std::string &path, Config &config)
-{
-    std::vector<ConfigError> errors;
-    if (load_config(path, config, errors))
-        return true;
-    for (const ConfigError &error : errors)
-        fprintf(stderr, "idsyncd: %s\n", error.str().c_str());
-    return false;
-}
-
 } // namespace
 
 int main(int argc, char **argv)
@@ -106,7 +96,7 @@ int main(int argc, char **argv)
 
     if (!check_path.empty()) {
         Config config;
-        if (!read_config(check_path, config))
+        if (!load_config_or_report(check_path, config, "idsyncd"))
             return exit_usage;
         printf("%s: valid\n%s", check_path.c_str(), describe_config(config).c_str());
         return 0;
@@ -117,7 +107,7 @@ int main(int argc, char **argv)
         return exit_usage;
     }
     Config config;
-    if (!read_config(config_path, config))
+    if (!load_config_or_report(config_path, config, "idsyncd"))
         return exit_usage;
 
     // A metrics client hanging up mid-response must not kill the daemon.
