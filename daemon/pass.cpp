@@ -53,10 +53,13 @@ constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclas
 constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid)";
 constexpr const char *bulk_query_in_key_order =
     "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid, true)";
-// A resync an operator asked for (idsyncctl resync), and its clearing after a pass that read it.
-constexpr const char *resync_request = "SELECT r.requested_at::text FROM idsync.resync_requests r "
-                                       "WHERE r.relid OPERATOR(pg_catalog.=) $1::regclass "
-                                       "AND r.remote_id OPERATOR(pg_catalog.=) $2::uuid";
+// A resync an operator asked for (idsyncctl resync), and whether the peer is a retired node;
+// then the clearing of the resync after a pass that read it.
+constexpr const char *operator_requests =
+    "SELECT (SELECT r.requested_at::text FROM idsync.resync_requests r "
+    "WHERE r.relid OPERATOR(pg_catalog.=) $1::regclass "
+    "AND r.remote_id OPERATOR(pg_catalog.=) $2::uuid), "
+    "EXISTS (SELECT FROM idsync.retired_nodes n WHERE n.node_id OPERATOR(pg_catalog.=) $2::uuid)";
 constexpr const char *resync_done =
     "SELECT idsync._resync_done($1::regclass, $2::uuid, $3::timestamptz)";
 constexpr const char *begin_bulk = "SELECT idsync.begin_bulk($1::regclass, $2::uuid)";
@@ -85,6 +88,16 @@ void refuse_self(const PassContext &context, const Preflight &preflight)
                       "", false);
 }
 
+// A node retired here (idsync.retire_node) gets nothing again, whatever the configuration says.
+void refuse_retired(const PassContext &context, const Preflight &preflight, bool retired)
+{
+    if (retired)
+        throw PgError(context.peer + " is node " + preflight.remote.node_id +
+                          ", retired on this node (idsync.retire_node): remove it from the "
+                          "configuration",
+                      "", false);
+}
+
 Task<Preflight> preflight(PassContext &context, const TableInfo &table)
 {
     Preflight preflight;
@@ -105,10 +118,11 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
     PgResult outgoing =
         co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
     preflight.local_outgoing = outgoing.int64(0, 0);
-    PgResult resync =
-        co_await context.local.query(sql::resync_request, table.name, preflight.remote.node_id);
-    if (resync.rows() > 0)
-        preflight.resync_requested_at = resync.text(0, 0);
+    PgResult requests =
+        co_await context.local.query(sql::operator_requests, table.name, preflight.remote.node_id);
+    if (!requests.is_null(0, 0))
+        preflight.resync_requested_at = requests.text(0, 0);
+    refuse_retired(context, preflight, requests.text(0, 1) == "t");
     co_return preflight;
 }
 

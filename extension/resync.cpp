@@ -1,3 +1,5 @@
+// Resyncs and retired nodes, an operator's repairs of the set of nodes.
+//
 // Resyncs an operator asks for (idsyncctl resync): a row in idsync.resync_requests per table and
 // peer, which idsyncd reads at the start of its next pass to that peer, sends every row of the
 // table as if the peer had none of it (a merge takes only what the peer lacks), and clears once
@@ -54,4 +56,31 @@ IDSYNC_FUNCTION(idsync_resync_done)
                   "AND r.requested_at OPERATOR(pg_catalog.<=) $3",
                   3, types, values, nullptr);
     PG_RETURN_VOID();
+}
+
+// idsync.retire_node(node uuid) RETURNS bigint: forgets the sync points and resync requests of
+// `node` here and records it as retired, so that no pass sends it anything again and no point
+// passed on for it is kept (raise_sync); returns how many rows were forgotten. Administrators.
+IDSYNC_FUNCTION(idsync_retire_node)
+{
+    Datum node = required_arg(fcinfo, 0, "node");
+    require(caller_roles().admin, "only idsync administrators retire nodes");
+    pg_uuid_t me = this_node();
+    if (memcmp(me.data, DatumGetUUIDP(node)->data, UUID_LEN) == 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("cannot retire this node itself"),
+                 errhint("Run idsync.retire_node() on the nodes that stay.")));
+    Oid type = UUIDOID;
+    uint64 forgotten = exec_as_owner(
+        "WITH r AS (INSERT INTO idsync.retired_nodes (node_id) VALUES ($1) "
+        "ON CONFLICT (node_id) DO NOTHING), "
+        "i AS (DELETE FROM idsync.incoming_sync s WHERE s.remote_id OPERATOR(pg_catalog.=) $1 "
+        "RETURNING 1), "
+        "o AS (DELETE FROM idsync.outgoing_sync s WHERE s.remote_id OPERATOR(pg_catalog.=) $1 "
+        "RETURNING 1), "
+        "q AS (DELETE FROM idsync.resync_requests s WHERE s.remote_id OPERATOR(pg_catalog.=) $1 "
+        "RETURNING 1) "
+        "SELECT 1 FROM i UNION ALL SELECT 1 FROM o UNION ALL SELECT 1 FROM q",
+        1, &type, &node, nullptr);
+    PG_RETURN_INT64(static_cast<int64>(forgotten));
 }

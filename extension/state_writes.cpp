@@ -86,13 +86,19 @@ void idsync::raise_sync(Oid relid, Datum remote, int64 point, bool incoming)
     }
     Oid types[3] = {UUIDOID, OIDOID, INT8OID};
     Datum values[3] = {remote, ObjectIdGetDatum(relid), Int64GetDatum(point)};
+    // A retired node's points are not kept (idsync.retire_node): a peer passing them on does
+    // not bring them back.
     exec_as_owner(incoming ? "INSERT INTO idsync.incoming_sync AS s (remote_id, relid, sync_point) "
-                             "VALUES ($1, $2::pg_catalog.regclass, $3) "
+                             "SELECT $1, $2::pg_catalog.regclass, $3 WHERE NOT EXISTS (SELECT "
+                             "FROM idsync.retired_nodes n WHERE n.node_id OPERATOR(pg_catalog.=) "
+                             "$1) "
                              "ON CONFLICT (relid, remote_id) DO UPDATE SET sync_point = "
                              "GREATEST(s.sync_point, excluded.sync_point), "
                              "updated_at = pg_catalog.now()"
                            : "INSERT INTO idsync.outgoing_sync AS s (remote_id, relid, sync_point) "
-                             "VALUES ($1, $2::pg_catalog.regclass, $3) "
+                             "SELECT $1, $2::pg_catalog.regclass, $3 WHERE NOT EXISTS (SELECT "
+                             "FROM idsync.retired_nodes n WHERE n.node_id OPERATOR(pg_catalog.=) "
+                             "$1) "
                              "ON CONFLICT (relid, remote_id) DO UPDATE SET sync_point = "
                              "GREATEST(s.sync_point, excluded.sync_point), "
                              "updated_at = pg_catalog.now()",

@@ -101,6 +101,13 @@ CREATE TABLE resync_requests (
     PRIMARY KEY (relid, remote_id)
 );
 
+-- Nodes retired from the set (idsync.retire_node): their sync points are gone and never kept
+-- again here, and idsyncd sends them nothing.
+CREATE TABLE retired_nodes (
+    node_id uuid PRIMARY KEY,
+    retired_at timestamptz NOT NULL DEFAULT now()
+);
+
 SELECT pg_catalog.pg_extension_config_dump('node', '');
 SELECT pg_catalog.pg_extension_config_dump('points', '');
 SELECT pg_catalog.pg_extension_config_dump('tables', '');
@@ -109,4 +116,5 @@ SELECT pg_catalog.pg_extension_config_dump('incoming_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('outgoing_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('resync_requests', '');
+SELECT pg_catalog.pg_extension_config_dump('retired_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('roles', '');

@@ -28,7 +28,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'bulk_query', 'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
-                                  'begin_bulk', 'end_bulk', 'request_resync',
+                                  'begin_bulk', 'end_bulk', 'request_resync', 'retire_node',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
                                   'change_trigger', 'content_trigger', 'tombstone_trigger',
                                   'node_id']

@@ -47,3 +47,11 @@ COMMENT ON FUNCTION request_resync(regclass, uuid) IS
 'ask idsyncd to send every row of target to the node remote on its next pass (returns the time of the request)';
 CREATE FUNCTION _resync_done(target regclass, remote uuid, requested_at timestamptz) RETURNS void
 AS 'MODULE_PATHNAME', 'idsync_resync_done' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+-- Retiring a node from the set (extension/resync.cpp): its sync points and resync requests are
+-- forgotten here, points passed on for it are not kept again, and idsyncd refuses to send to
+-- it. Administrators; run on every node that stays.
+CREATE FUNCTION retire_node(node uuid) RETURNS bigint
+AS 'MODULE_PATHNAME', 'idsync_retire_node' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION retire_node(uuid) IS
+'retire a node from the set: forget its sync points here for good (returns how many), and send it nothing again';
