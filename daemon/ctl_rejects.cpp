@@ -45,3 +45,46 @@ std::string rejects_report(const Config &config, const std::string &table, bool 
     out += strprintf("%d parked rows\n", rows.rows());
     return out;
 }
+
+std::string retry_rejects(const Config &config, const std::string &table)
+{
+    CtlConnection db("local", config.local_dsn, config.conn_timeout, config.node_timeout);
+    std::vector<std::string> tables;
+    if (!table.empty()) {
+        tables.push_back(table);
+    } else {
+        PgResult parked =
+            db.query("SELECT DISTINCT r.relid::text FROM idsync.rejects r ORDER BY 1");
+        for (int i = 0; i < parked.rows(); i++)
+            tables.push_back(parked.text(i, 0));
+    }
+    std::string out;
+    for (const std::string &t : tables) {
+        PgResult r = db.query("SELECT $1::regclass::text, retried, merged, still_rejected "
+                              "FROM idsync.retry_rejects($1::regclass)",
+                              {t});
+        out += strprintf("%s: %s retried, %s merged, %s still parked\n", r.text(0, 0).c_str(),
+                         r.text(0, 1).c_str(), r.text(0, 2).c_str(), r.text(0, 3).c_str());
+    }
+    if (tables.empty())
+        out = "no parked rows\n";
+    return out;
+}
+
+std::string discard_rejects(const Config &config, const std::string &table,
+                            const std::vector<std::string> &ids)
+{
+    CtlConnection db("local", config.local_dsn, config.conn_timeout, config.node_timeout);
+    std::optional<std::string> array;
+    if (!ids.empty()) {
+        array = "{";
+        for (size_t i = 0; i < ids.size(); i++)
+            *array += (i ? "," : "") + ids[i];
+        *array += "}";
+    }
+    PgResult r = db.query("SELECT $1::regclass::text, idsync.discard_rejects($1::regclass, "
+                          "$2::bigint[])",
+                          {table, array});
+    return strprintf("%s: %s parked rows discarded (recorded in idsync.discarded_rejects)\n",
+                     r.text(0, 0).c_str(), r.text(0, 1).c_str());
+}

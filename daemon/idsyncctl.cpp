@@ -4,6 +4,8 @@
 //
 //   idsyncctl -c FILE status [--json]           per peer and table: in sync, lag, parked rows
 //   idsyncctl -c FILE rejects [TABLE] [--json]  the rows parked on this node, and why
+//   idsyncctl -c FILE [--dsn DSN] rejects retry [TABLE]       merge them again
+//   idsyncctl -c FILE [--dsn DSN] rejects discard TABLE [ID]  drop them, keeping a record
 //   idsyncctl -c FILE resync TABLE PEER         the next pass copies TABLE to PEER in bulk
 //
 // Exit status: 0 in sync (status) or done; 1 not in sync, a node unreachable, or a query
@@ -33,6 +35,8 @@ void print_usage(FILE *out)
 {
     fprintf(out, "Usage: idsyncctl -c FILE status [--json]\n"
                  "       idsyncctl -c FILE rejects [TABLE] [--json]\n"
+                 "       idsyncctl -c FILE [--dsn DSN] rejects retry [TABLE]\n"
+                 "       idsyncctl -c FILE [--dsn DSN] rejects discard TABLE [ID ...]\n"
                  "       idsyncctl -c FILE resync TABLE PEER\n"
                  "\n"
                  "Answers an operator's questions about the idsync node whose idsyncd reads FILE.\n"
@@ -41,30 +45,49 @@ void print_usage(FILE *out)
                  "            hash) or not, this node's rows the peer has not merged (LAG_ROWS)\n"
                  "            and the age of the oldest of them (LAG_S), rows parked on the peer;\n"
                  "            exit 0 only when every peer is reachable and every table in sync\n"
-                 "  rejects   the rows parked on this node (TABLE: one table's), oldest first\n"
+                 "  rejects   the rows parked on this node (TABLE: one table's), oldest first;\n"
+                 "            retry merges them again, discard drops them for good (recorded in\n"
+                 "            idsync.discarded_rejects): both as an administrator (--dsn)\n"
                  "  resync    idsyncd's next pass to PEER copies TABLE in bulk (a repair; safe\n"
                  "            while loaders run: the peer takes only the rows it lacks)\n"
                  "\n"
                  "  -c, --config FILE   idsyncd's configuration file\n"
+                 "      --dsn DSN       connect to the local database with DSN instead of the\n"
+                 "                      file's (an administrator's, for retry and discard)\n"
                  "      --json          machine-readable output\n"
                  "  -h, --help          this text\n"
                  "  -V, --version       the version\n");
+}
+
+// rejects [TABLE] | rejects retry [TABLE] | rejects discard TABLE [ID ...] (ids are numbers)
+bool rejects_args_ok(const std::vector<std::string> &args)
+{
+    if (args.size() > 1 && args[1] == "retry")
+        return args.size() <= 3;
+    if (args.size() > 1 && args[1] == "discard") {
+        if (args.size() < 3)
+            return false;
+        for (size_t i = 3; i < args.size(); i++)
+            if (args[i].empty() || args[i].find_first_not_of("0123456789") != std::string::npos)
+                return false;
+        return true;
+    }
+    return args.size() <= 2;
 }
 
 } // namespace
 
 int main(int argc, char **argv)
 {
-    enum { opt_json = 1000 };
+    enum { opt_json = 1000, opt_dsn };
     const option options[] = {
-        {"config", required_argument, nullptr, 'c'},
-        {"json", no_argument, nullptr, opt_json},
-        {"help", no_argument, nullptr, 'h'},
-        {"version", no_argument, nullptr, 'V'},
-        {nullptr, 0, nullptr, 0},
+        {"config", required_argument, nullptr, 'c'},  {"json", no_argument, nullptr, opt_json},
+        {"dsn", required_argument, nullptr, opt_dsn}, {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, 'V'},       {nullptr, 0, nullptr, 0},
     };
     std::string config_path;
     bool json = false;
+    std::string dsn;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", options, nullptr)) != -1) {
         switch (opt) {
@@ -73,6 +96,9 @@ int main(int argc, char **argv)
             break;
         case opt_json:
             json = true;
+            break;
+        case opt_dsn:
+            dsn = optarg;
             break;
         case 'h':
             print_usage(stdout);
@@ -91,7 +117,8 @@ int main(int argc, char **argv)
         return exit_usage;
     }
     const std::string &command = args[0];
-    if ((command == "status" && args.size() != 1) || (command == "rejects" && args.size() > 2) ||
+    if ((command == "status" && args.size() != 1) ||
+        (command == "rejects" && !rejects_args_ok(args)) ||
         (command == "resync" && args.size() != 3) ||
         (command != "status" && command != "rejects" && command != "resync")) {
         fprintf(stderr, "idsyncctl: unknown command or extra arguments: %s\n", command.c_str());
@@ -101,6 +128,8 @@ int main(int argc, char **argv)
     Config config;
     if (!load_config_or_report(config_path, config, "idsyncctl"))
         return exit_usage;
+    if (!dsn.empty())
+        config.local_dsn = dsn;
 
     if (command == "status") {
         StatusReport report = collect_status(config);
@@ -111,6 +140,10 @@ int main(int argc, char **argv)
     try {
         if (command == "resync")
             fputs(request_resync(config, args[1], args[2]).c_str(), stdout);
+        else if (args.size() > 1 && args[1] == "retry")
+            fputs(retry_rejects(config, args.size() > 2 ? args[2] : "").c_str(), stdout);
+        else if (args.size() > 1 && args[1] == "discard")
+            fputs(discard_rejects(config, args[2], {args.begin() + 3, args.end()}).c_str(), stdout);
         else
             fputs(rejects_report(config, args.size() > 1 ? args[1] : "", json).c_str(), stdout);
     } catch (const std::invalid_argument &e) {

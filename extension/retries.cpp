@@ -1,7 +1,8 @@
 // The retries of parked rows: retry_waiting, which merges the rows parked as waiting whose
 // references now resolve (after every merge), and retry_rejects, an administrator's retry of
-// every parked row of a table after fixing what refused them. Rows are taken out of
-// idsync.rejects by idsync._take_rejects (which checks the caller) and merged again through
+// every parked row of a table after fixing what refused them; and discard_rejects, an
+// administrator's drop of parked rows that will never merge, kept as a record. Rows are taken out
+// of idsync.rejects by idsync._take_rejects (which checks the caller) and merged again through
 // merge_items, without raising a sync point (the point already moved past them); rows refused
 // again are parked again with their source.
 #include "boundary.hpp"
@@ -221,4 +222,28 @@ IDSYNC_FUNCTION(idsync_retry_rejects)
     bool nulls[3] = {false, false, false};
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     return Datum(0);
+}
+
+// idsync.discard_rejects(target regclass, reject_ids bigint[] DEFAULT NULL) RETURNS integer:
+// moves the parked rows of `target` (those of `reject_ids`, or all) to idsync.discarded_rejects
+// with who discarded them and when; returns how many.
+IDSYNC_FUNCTION(idsync_discard_rejects)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    require_registered(relid);
+    require(caller_roles().admin, "only idsync administrators discard parked rows");
+    Oid types[3] = {OIDOID, INT8ARRAYOID, NAMEOID};
+    Datum values[3] = {
+        ObjectIdGetDatum(relid), PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1),
+        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)))};
+    char nulls[4] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' ', '\0'};
+    uint64 discarded = exec_as_owner(
+        "WITH d AS (DELETE FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) "
+        "$1::pg_catalog.regclass AND ($2 IS NULL OR r.reject_id OPERATOR(pg_catalog.=) ANY ($2)) "
+        "RETURNING r.*) "
+        "INSERT INTO idsync.discarded_rejects (reject_id, relid, source, point, item, sqlstate, "
+        "message, detail, rejected_at, discarded_by) SELECT d.reject_id, d.relid, d.source, "
+        "d.point, d.item, d.sqlstate, d.message, d.detail, d.rejected_at, $3 FROM d",
+        3, types, values, nulls);
+    PG_RETURN_INT32(static_cast<int32>(discarded));
 }

@@ -237,6 +237,8 @@ IDSYNC_FUNCTION(idsync_forget)
         "o AS (DELETE FROM idsync.outgoing_sync WHERE relid::pg_catalog.oid "
         "OPERATOR(pg_catalog.=) $1), "
         "r AS (DELETE FROM idsync.resync_requests WHERE relid::pg_catalog.oid "
+        "OPERATOR(pg_catalog.=) $1), "
+        "x AS (DELETE FROM idsync.discarded_rejects WHERE relid::pg_catalog.oid "
         "OPERATOR(pg_catalog.=) $1) "
         "DELETE FROM idsync.rejects WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
         1, &type, &value, nullptr);

@@ -91,6 +91,22 @@ CREATE TABLE roles (
     CHECK ((kind = 'peer') = (node_id IS NOT NULL))
 );
 
+-- Parked rows an administrator discarded (idsync.discard_rejects, idsyncctl rejects discard):
+-- kept as a record of what was dropped, by whom and when; never merged again.
+CREATE TABLE discarded_rejects (
+    reject_id bigint PRIMARY KEY,
+    relid regclass NOT NULL,
+    source uuid,
+    point bigint,
+    item jsonb NOT NULL,
+    sqlstate text NOT NULL,
+    message text NOT NULL,
+    detail text,
+    rejected_at timestamptz NOT NULL,
+    discarded_at timestamptz NOT NULL DEFAULT now(),
+    discarded_by name NOT NULL
+);
+
 -- Per registered table and peer: a resync an operator asked for (idsyncctl resync). The next
 -- pass to that peer sends the table as if the peer had none of it; the first pass that read
 -- the request and succeeded clears it.
@@ -117,4 +133,5 @@ SELECT pg_catalog.pg_extension_config_dump('outgoing_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('resync_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('retired_nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('discarded_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('roles', '');

@@ -82,3 +82,8 @@ CREATE FUNCTION retry_waiting(target regclass) RETURNS integer
 AS 'MODULE_PATHNAME', 'idsync_retry_waiting' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION retry_waiting(regclass) IS
 'merge the rows of a table, and of the registered tables that reference it, that wait for a referenced row which is now here; returns how many';
+
+CREATE FUNCTION discard_rejects(target regclass, reject_ids bigint[] DEFAULT NULL) RETURNS integer
+AS 'MODULE_PATHNAME', 'idsync_discard_rejects' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION discard_rejects(regclass, bigint[]) IS
+'drop parked rows of target for good (all, or those of reject_ids), keeping a record of each in idsync.discarded_rejects; returns how many';

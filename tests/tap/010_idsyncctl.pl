@@ -117,6 +117,22 @@ is($rejects->[0]{item}{name}, 'bad', 'rejects: the row itself');
 is_deeply(decode_json($out), [], 'rejects TABLE: that table only');
 ($code, $out) = ctl($ctl_config, 'rejects', 'public.nosuch');
 is($code, 1, 'rejects of a table that does not exist: exit 1');
+# Retry and discard need an administrator: the daemon's role is refused, --dsn connects as one.
+($code, $out) = ctl($ctl_config, 'rejects', 'retry');
+is($code, 1, "rejects retry as the daemon's role: refused (exit 1)");
+my $admin = "--dsn '" . dsn($node{a}) . "'";
+($code, $out) = ctl($ctl_config, $admin, 'rejects', 'retry');
+is($code, 0, 'rejects retry as an administrator: exit 0') or diag($out);
+like($out, qr/^public\.item: 1 retried, 0 merged, 1 still parked$/m, 'rejects retry: the row is refused again');
+my $id = $node{a}->safe_psql('postgres', 'SELECT reject_id FROM idsync.rejects');
+($code, $out) = ctl($ctl_config, $admin, 'rejects', 'discard', 'public.item', $id);
+is($code, 0, 'rejects discard: exit 0') or diag($out);
+is($node{a}->safe_psql('postgres', q{SELECT count(*) || ' ' || (SELECT count(*) FROM idsync.discarded_rejects
+    WHERE item ->> 'name' = 'bad') FROM idsync.rejects}), '0 1', 'rejects discard: dropped, and recorded');
+($code) = ctl($ctl_config, $admin, 'rejects', 'discard');
+is($code, 2, 'rejects discard without a table: exit 2');
+($code) = ctl($ctl_config, $admin, 'rejects', 'discard', 'public.item', 'x');
+is($code, 2, 'rejects discard with an id that is not a number: exit 2');
 
 # The same questions in idsyncd's metrics: when the latest pass succeeded, the lag in seconds,
 # the age of the oldest row parked on the peer.
