@@ -4,6 +4,7 @@
 
 #include "ctl_connection.hpp"
 #include "log.hpp"
+#include "uv_util.hpp"
 
 namespace {
 
@@ -141,6 +142,15 @@ PeerStatus read_peer(const Config &config, const PeerConfig &peer, CtlConnection
     return status;
 }
 
+// "diff/success 3s ago", or "-".
+std::string last_pass_text(const StatusReport &report, const std::optional<LastPass> &pass)
+{
+    if (!pass)
+        return "-";
+    return strprintf("%s/%s %.0fs ago", pass->mode.c_str(), pass->outcome.c_str(),
+                     std::max(0.0, report.now - pass->time));
+}
+
 std::string age(const std::optional<double> &seconds)
 {
     return seconds ? strprintf("%.0f", *seconds) : "-";
@@ -186,6 +196,18 @@ StatusReport collect_status(const Config &config)
     }
     for (const PeerConfig &peer : config.peers)
         report.peers.push_back(read_peer(config, peer, local, report));
+    // The latest passes, when idsyncd runs and its metrics listener is on.
+    report.now = wall_seconds();
+    std::optional<std::string> metrics =
+        fetch_metrics(config.metrics_listen, std::min(1.0, config.node_timeout));
+    report.daemon_answered = metrics.has_value();
+    LastPasses passes = parse_last_passes(metrics.value_or(""));
+    for (PeerStatus &peer : report.peers)
+        for (PeerTable &t : peer.tables) {
+            auto found = passes.find({peer.name, t.name});
+            if (found != passes.end())
+                t.last_pass = found->second;
+        }
     return report;
 }
 
@@ -201,8 +223,10 @@ std::string status_text(const StatusReport &report)
                              t.name.c_str(), static_cast<long long>(t.parked.rejected),
                              static_cast<long long>(t.parked.waiting),
                              age(t.parked.oldest_seconds).c_str());
-    out += strprintf("%-12s %-32s %-10s %10s %10s %9s %9s %9s\n", "PEER", "TABLE", "STATE", "ROWS",
-                     "LAG_ROWS", "LAG_S", "REJECTED", "WAITING");
+    if (!report.daemon_answered)
+        out += "idsyncd's metrics listener did not answer: no LAST_PASS\n";
+    out += strprintf("%-12s %-32s %-10s %10s %10s %9s %9s %9s  %s\n", "PEER", "TABLE", "STATE",
+                     "ROWS", "LAG_ROWS", "LAG_S", "REJECTED", "WAITING", "LAST_PASS");
     for (const PeerStatus &peer : report.peers) {
         if (!peer.reachable) {
             out += strprintf("%-12s %-32s unreachable: %s\n", peer.name.c_str(), "-",
@@ -215,12 +239,13 @@ std::string status_text(const StatusReport &report)
                                  t.error.c_str());
                 continue;
             }
-            out += strprintf("%-12s %-32s %-10s %10lld %9lld%s %9s %9lld %9lld\n",
+            out += strprintf("%-12s %-32s %-10s %10lld %9lld%s %9s %9lld %9lld  %s\n",
                              peer.name.c_str(), t.name.c_str(), t.in_sync ? "in sync" : "differs",
                              static_cast<long long>(t.rows), static_cast<long long>(t.lag_rows),
                              t.lag_rows_capped ? "+" : " ", age(t.lag_seconds).c_str(),
                              static_cast<long long>(t.parked.rejected),
-                             static_cast<long long>(t.parked.waiting));
+                             static_cast<long long>(t.parked.waiting),
+                             last_pass_text(report, t.last_pass).c_str());
         }
     }
     return out;
@@ -236,6 +261,7 @@ std::string status_json(const StatusReport &report)
         return j.dump(2) + "\n";
     }
     j["local"]["node_id"] = report.node_id;
+    j["daemon_answered"] = report.daemon_answered;
     j["local"]["tables"] = nlohmann::json::array();
     for (const LocalTable &t : report.tables)
         j["local"]["tables"].push_back({{"table", t.name},
@@ -264,6 +290,12 @@ std::string status_json(const StatusReport &report)
                 row["lag_rows_capped"] = t.lag_rows_capped;
                 row["lag_seconds"] = t.lag_seconds ? nlohmann::json(*t.lag_seconds) : nullptr;
                 row["parked"] = parked_json(t.parked);
+                row["last_pass"] = nullptr;
+                if (t.last_pass)
+                    row["last_pass"] = {
+                        {"mode", t.last_pass->mode},
+                        {"outcome", t.last_pass->outcome},
+                        {"seconds_ago", std::max(0.0, report.now - t.last_pass->time)}};
             }
             p["tables"].push_back(row);
         }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "ctl_metrics.hpp"
 
 // Rows parked on a node for one table (idsync.rejects): refused, and waiting for a referenced
 // row (SQLSTATE 23503); the age of the oldest in seconds.
@@ -42,6 +43,7 @@ struct PeerTable {
     bool lag_rows_capped = false;      // lag_rows stopped counting at kLagRowsCap
     std::optional<double> lag_seconds; // the age of the oldest of them, when it can be known
     Parked parked;                     // on the peer
+    std::optional<LastPass> last_pass; // from the running idsyncd's /metrics
 };
 
 struct PeerStatus {
@@ -57,6 +59,8 @@ struct StatusReport {
     std::string local_error;
     std::string node_id;
     bool commit_timestamps = false; // track_commit_timestamp is on here
+    bool daemon_answered = false;   // idsyncd's metrics listener answered
+    double now = 0;                 // Unix seconds, when the report was read
     std::vector<LocalTable> tables;
     std::vector<PeerStatus> peers;
     // Everything reachable, every table in sync with every peer.

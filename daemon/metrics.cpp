@@ -144,6 +144,18 @@ void render_pairs(std::string &out, const Pairs &pairs, double now)
                                                     : std::nullopt;
                     return age_at(now, s.caught_up_time);
                 });
+    // One sample per pair, its mode and outcome as labels.
+    const char *last = "idsyncd_last_pass_timestamp_seconds";
+    header(out, last, "gauge",
+           "When the latest pass ended (Unix time); labelled with its mode and outcome.");
+    for (const auto &[key, s] : pairs)
+        if (s.last_pass_time > 0) {
+            std::string labels = pair_labels(key);
+            labels.pop_back();
+            labels += ",mode=\"" + escape_label(s.last_mode) + "\",outcome=\"" +
+                      escape_label(s.last_outcome) + "\"}";
+            sample(out, last, labels, format_double(s.last_pass_time));
+        }
     pair_family(out, pairs, "idsyncd_last_success_timestamp_seconds", "gauge",
                 "When the latest successful pass ended (Unix time).",
                 [](const PairStats &s) -> std::optional<std::string> {

@@ -30,6 +30,11 @@ struct PairStats {
     bool behind = false;
     double oldest_reject_time = 0;
     double oldest_waiting_time = 0;
+    // The latest pass: when it ended (0: none yet), its mode (no_change, hashmatch, bulk, diff;
+    // none when it failed before choosing one) and outcome (success, diff_capped, failure).
+    double last_pass_time = 0;
+    std::string last_mode;
+    std::string last_outcome;
 };
 
 struct PeerStats {

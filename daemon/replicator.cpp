@@ -74,6 +74,9 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
     double started = now - seconds; // when the preflight read the state below
     if (outcome.success)
         stats.last_success_time = now;
+    stats.last_pass_time = now;
+    stats.last_outcome = outcome.success ? "success" : outcome.capped ? "diff_capped" : "failure";
+    stats.last_mode = outcome.error.empty() || outcome.capped ? mode_name(outcome.mode) : "none";
     if (outcome.success && outcome.lag == 0) {
         stats.caught_up_time = started;
         stats.behind = false;

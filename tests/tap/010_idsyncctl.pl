@@ -150,6 +150,13 @@ ok(abs(metric('idsyncd_last_success_timestamp_seconds') - time()) < 120, 'metric
 is(metric('idsyncd_lag_seconds'), '0', 'metrics: no lag');
 ok(metric('idsyncd_oldest_reject_seconds') > 0, 'metrics: the age of the row parked on b');
 is(metric('idsyncd_oldest_waiting_seconds'), '0', 'metrics: nothing waiting on b');
+# idsyncctl shows the latest pass it reads from those metrics.
+my ($json_code, $with_daemon) = status_json($metrics_config);
+my $last = peer_table($with_daemon, 'b', 'public.fact')->{last_pass} // {};
+ok($with_daemon->{daemon_answered}, "status: idsyncd's metrics listener answered");
+is($last->{outcome}, 'success', 'status: the outcome of the latest pass');
+like($last->{mode} // '', qr/^(no_change|hashmatch|diff|bulk)$/, 'status: its mode');
+ok(defined $last->{seconds_ago} && $last->{seconds_ago} < 60, 'status: how long ago');
 is(stop_daemon($pid), 0, 'idsyncd stops');
 
 # Unreachable nodes.

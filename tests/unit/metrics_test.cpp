@@ -1,6 +1,7 @@
 // The Prometheus text rendering of idsyncd's counters and gauges.
 #include <string>
 
+#include "ctl_metrics.hpp"
 #include "metrics.hpp"
 #include "suites.hpp"
 
@@ -35,6 +36,7 @@ const char *const gauges[] = {
     "idsyncd_lag_points",
     "idsyncd_lag_seconds",
     "idsyncd_last_success_timestamp_seconds",
+    "idsyncd_last_pass_timestamp_seconds",
     "idsyncd_oldest_reject_seconds",
     "idsyncd_oldest_waiting_seconds",
     "idsyncd_peer_up",
@@ -122,6 +124,25 @@ START_TEST(times_become_ages_at_render)
     stats.behind = true;
     text = metrics.render(1030);
     ck_assert(has_line(text, "idsyncd_lag_seconds" + labels + "40"));
+}
+END_TEST
+
+// idsyncctl reads back what idsyncd renders: mode, outcome and time of the latest pass, also
+// for a table name that needs escaping.
+START_TEST(last_pass_reads_back)
+{
+    Metrics metrics;
+    PairStats &stats = metrics.pair("b", "public.\"odd\\name\"");
+    stats.last_pass_time = 1234.5;
+    stats.last_mode = "bulk";
+    stats.last_outcome = "success";
+    metrics.pair("c", "t").last_pass_time = 0; // no pass yet: no sample
+    LastPasses passes = parse_last_passes(metrics.render(2000));
+    ck_assert_uint_eq(passes.size(), 1);
+    const LastPass &pass = passes.at({"b", "public.\"odd\\name\""});
+    ck_assert_str_eq(pass.mode.c_str(), "bulk");
+    ck_assert_str_eq(pass.outcome.c_str(), "success");
+    ck_assert(pass.time == 1234.5);
 }
 END_TEST
 
@@ -232,6 +253,7 @@ Suite *metrics_suite()
     tcase_add_test(tc, pair_counters_carry_peer_and_table);
     tcase_add_test(tc, samples_follow_their_header_in_key_order);
     tcase_add_test(tc, times_become_ages_at_render);
+    tcase_add_test(tc, last_pass_reads_back);
     tcase_add_test(tc, label_values_are_escaped);
     tcase_add_test(tc, unknown_lag_is_omitted);
     tcase_add_test(tc, peer_stats_have_only_a_peer_label);
