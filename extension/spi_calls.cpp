@@ -1,5 +1,6 @@
 #include "spi_calls.hpp"
 
+#include "kept_plans.hpp"
 #include "state_access.hpp"
 
 namespace idsync {
@@ -7,8 +8,9 @@ namespace idsync {
 void run_pinned(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
                 bool read_only, long limit)
 {
+    // Prepared once per backend (kept_plans.hpp), run with search_path pinned as well.
     int pinned = pin_search_path();
-    int ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, limit);
+    int ret = SPI_execute_plan(kept_plan(sql, nargs, types), values, nulls, read_only, limit);
     unpin_search_path(pinned);
     if (ret < 0)
         elog(ERROR, "idsync: \"%s\" failed: %s", sql, SPI_result_code_string(ret));

@@ -1,6 +1,7 @@
 #include "state_access.hpp"
 
 #include "boundary.hpp"
+#include "kept_plans.hpp"
 #include "registration.hpp"
 
 namespace idsync {
@@ -100,7 +101,8 @@ uint64 exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values, cons
     OwnerScope scope = enter_owner_scope();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
-    int ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+    // Prepared once per backend (these statements run at every merge and pass).
+    int ret = SPI_execute_plan(kept_plan(sql, nargs, types), values, nulls, false, 0);
     if (ret < 0)
         elog(ERROR, "idsync: internal statement failed: %s", SPI_result_code_string(ret));
     uint64 processed = SPI_processed;
@@ -120,9 +122,10 @@ CallerRoles caller_roles()
     OwnerScope scope = enter_owner_scope();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
-    if (SPI_execute_with_args("SELECT r.kind, r.node_id FROM idsync.roles r "
-                              "WHERE r.role_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
-                              1, &type, &name, nullptr, true, 0) != SPI_OK_SELECT)
+    if (SPI_execute_plan(kept_plan("SELECT r.kind, r.node_id FROM idsync.roles r "
+                                   "WHERE r.role_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                                   1, &type),
+                         &name, nullptr, true, 0) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading idsync.roles failed");
     for (uint64 r = 0; r < SPI_processed; r++) {
         HeapTuple row = SPI_tuptable->vals[r];
