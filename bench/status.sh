@@ -13,21 +13,13 @@ runs=${2:-5}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/small_tables.sh
 trap cluster_cleanup EXIT
 build_and_install
 nodes=(a b c d)
 declare -A port=([a]=54431 [b]=54432 [c]=54433 [d]=54434)
 dsn() { echo "host=127.0.0.1 port=${port[$1]} user=postgres dbname=postgres"; }
-for n in "${nodes[@]}"; do
-    cluster_start "status_$n" "${port[$n]}"
-    env $(cluster_env "status_$n") psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-CREATE EXTENSION idsync;
-SELECT format('CREATE TABLE t%s (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, value int);
-               INSERT INTO t%s (name, value) SELECT ''row-'' || g, g FROM generate_series(1, 10) g;
-               SELECT idsync.replicate(''t%s'', ''{name}'');', g, g, g)
-FROM generate_series(1, $tables) g \gexec
-SQL
-done
+for n in "${nodes[@]}"; do small_tables_cluster "status_$n" "${port[$n]}" "$tables"; done
 {
     printf '[idsyncd]\nlocal = %s\nmetrics_listen = off\nnode_timeout = 30\n' "$(dsn a)"
     for p in b c d; do printf '[peer %s]\ndsn = %s\n' "$p" "$(dsn "$p")"; done

@@ -15,6 +15,7 @@ seconds=${3:-60}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/small_tables.sh
 pids=()
 cleanup() {
     local pid
@@ -26,16 +27,7 @@ build_and_install
 nodes=(a b c)
 declare -A port=([a]=54421 [b]=54422 [c]=54423)
 dsn() { echo "host=127.0.0.1 port=${port[$1]} user=postgres dbname=postgres"; }
-for n in "${nodes[@]}"; do
-    cluster_start "steady_$n" "${port[$n]}"
-    env $(cluster_env "steady_$n") psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-CREATE EXTENSION idsync;
-SELECT format('CREATE TABLE t%s (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, value int);
-               INSERT INTO t%s (name, value) SELECT ''row-'' || g, g FROM generate_series(1, 10) g;
-               SELECT idsync.replicate(''t%s'', ''{name}'');', g, g, g)
-FROM generate_series(1, $tables) g \gexec
-SQL
-done
+for n in "${nodes[@]}"; do small_tables_cluster "steady_$n" "${port[$n]}" "$tables"; done
 for n in "${nodes[@]}"; do
     {
         printf '[idsyncd]\nlocal = %s\ninterval = %s\nmetrics_listen = off\n' "$(dsn "$n")" "$interval"

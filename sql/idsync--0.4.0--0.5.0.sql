@@ -51,17 +51,10 @@ SELECT pg_catalog.pg_extension_config_dump('retired_nodes', '');
 -- Parked rows an administrator discarded (idsync.discard_rejects, idsyncctl rejects discard):
 -- kept as a record of what was dropped, by whom and when; never merged again.
 CREATE TABLE discarded_rejects (
-    reject_id bigint PRIMARY KEY,
-    relid regclass NOT NULL,
-    source uuid,
-    point bigint,
-    item jsonb NOT NULL,
-    sqlstate text NOT NULL,
-    message text NOT NULL,
-    detail text,
-    rejected_at timestamptz NOT NULL,
+    LIKE rejects,
     discarded_at timestamptz NOT NULL DEFAULT now(),
-    discarded_by name NOT NULL
+    discarded_by name NOT NULL,
+    PRIMARY KEY (reject_id)
 );
 SELECT pg_catalog.pg_extension_config_dump('discarded_rejects', '');
 

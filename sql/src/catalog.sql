@@ -94,17 +94,10 @@ CREATE TABLE roles (
 -- Parked rows an administrator discarded (idsync.discard_rejects, idsyncctl rejects discard):
 -- kept as a record of what was dropped, by whom and when; never merged again.
 CREATE TABLE discarded_rejects (
-    reject_id bigint PRIMARY KEY,
-    relid regclass NOT NULL,
-    source uuid,
-    point bigint,
-    item jsonb NOT NULL,
-    sqlstate text NOT NULL,
-    message text NOT NULL,
-    detail text,
-    rejected_at timestamptz NOT NULL,
+    LIKE rejects,
     discarded_at timestamptz NOT NULL DEFAULT now(),
-    discarded_by name NOT NULL
+    discarded_by name NOT NULL,
+    PRIMARY KEY (reject_id)
 );
 
 -- Per registered table and peer: a resync an operator asked for (idsyncctl resync). The next
