@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark: what registering a table costs the application that writes it (issue 14's "source
+# write overhead"). One cluster, the table of issue 14, `files (id bigserial PRIMARY KEY, path
+# text NOT NULL UNIQUE, size bigint, sha text)`, twice: registered with idsync (insert_only: change
+# points, their index, the content hash) and plain. Per run, on fresh tables, alternating:
+#   statement     `rows` rows by one INSERT ... SELECT
+#   transactions  the same rows by `rows / 100` INSERTs of 100 rows, each its own transaction
+# Medians of `runs` and the ratios registered / plain. Goal: at most 1.2.
+#   bash bench/write_overhead.sh [rows] [runs]
+# Not a test: nothing here asserts on time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-200000}
+runs=${2:-3}
+
+bash scripts/install-deps
+source scripts/lib/build.sh
+source scripts/lib/cluster.sh
+trap cluster_cleanup EXIT
+build_and_install
+cluster_start writes 54441 shared_buffers=512MB max_wal_size=8GB
+on() { env $(cluster_env writes) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+on -c "CREATE EXTENSION idsync" >/dev/null
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+fresh() { # table registered?
+    on -c "DROP TABLE IF EXISTS $1" \
+       -c "CREATE TABLE $1 (id bigserial PRIMARY KEY, path text NOT NULL UNIQUE, size bigint, sha text)" >/dev/null
+    [ "$2" = yes ] && on -c "SELECT idsync.replicate('$1', '{path}')" >/dev/null
+    on -c "CHECKPOINT" >/dev/null
+}
+row_sql() { # table first last
+    echo "INSERT INTO $1 (path, size, sha) SELECT '/nix/store/' || md5(g::text) || '-pkg-' || g, g, md5((g * 7)::text) FROM generate_series($2, $3) g;"
+}
+batches="$IDSYNC_TMP/batches"
+results="$IDSYNC_TMP/results"
+: >"$results"
+for run in $(seq 1 "$runs"); do
+    for kind in plain registered; do
+        table="files_$kind"
+        fresh "$table" "$([ $kind = registered ] && echo yes || echo no)"
+        start=$(now)
+        on -c "$(row_sql "$table" 1 "$rows")" >/dev/null
+        echo "statement $kind $(elapsed "$start")" >>"$results"
+        fresh "$table" "$([ $kind = registered ] && echo yes || echo no)"
+        : >"$batches"
+        for first in $(seq 1 100 "$rows"); do row_sql "$table" "$first" $((first + 99)) >>"$batches"; done
+        start=$(now)
+        on -f "$batches" >/dev/null
+        echo "transactions $kind $(elapsed "$start")" >>"$results"
+    done
+done
+echo
+echo "$rows rows, medians of $runs runs:"
+for scenario in statement transactions; do
+    plain=$(awk -v s=$scenario '$1 == s && $2 == "plain" { print $3 }' "$results" | median)
+    registered=$(awk -v s=$scenario '$1 == s && $2 == "registered" { print $3 }' "$results" | median)
+    printf '  %-13s plain %.3f s, registered %.3f s: %.2f (goal <= 1.2)\n' "$scenario" "$plain" \
+        "$registered" "$(awk -v a="$registered" -v b="$plain" 'BEGIN { print a / b }')"
+done
