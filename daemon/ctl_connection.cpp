@@ -10,7 +10,9 @@ CtlConnection::CtlConnection(std::string label, const std::string &dsn, double c
 {
     // libpq counts connect_timeout in whole seconds, at least 2.
     std::string connect = std::to_string(std::max(2, static_cast<int>(std::ceil(conn_timeout))));
-    std::string options = strprintf("-c search_path=pg_catalog,pg_temp -c statement_timeout=%d",
+    // UTF-8 whatever the database's encoding: the JSON output needs it.
+    std::string options = strprintf("-c search_path=pg_catalog,pg_temp -c client_encoding=UTF8 "
+                                    "-c statement_timeout=%d",
                                     static_cast<int>(statement_timeout * 1000));
     // The DSN's own settings first; ours override the ones we need.
     const char *keys[] = {"dbname", "connect_timeout", "options", "fallback_application_name",

@@ -34,7 +34,7 @@ std::string rejects_report(const Config &config, const std::string &table, bool 
                            {"rejected_at", rows.text(i, 7)},
                            {"age_seconds", std::stod(rows.text(i, 8))},
                            {"item", nlohmann::json::parse(rows.text(i, 9))}});
-        return out.dump(2) + "\n";
+        return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
     std::string out = strprintf("%-10s %-28s %-36s %-8s %8s  %s\n", "ID", "TABLE", "FROM",
                                 "SQLSTATE", "AGE_S", "MESSAGE");

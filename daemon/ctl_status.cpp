@@ -258,7 +258,7 @@ std::string status_json(const StatusReport &report)
     j["local"] = {{"reachable", report.local_reachable}};
     if (!report.local_reachable) {
         j["local"]["error"] = report.local_error;
-        return j.dump(2) + "\n";
+        return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
     j["local"]["node_id"] = report.node_id;
     j["daemon_answered"] = report.daemon_answered;
@@ -301,5 +301,5 @@ std::string status_json(const StatusReport &report)
         }
         j["peers"].push_back(p);
     }
-    return j.dump(2) + "\n";
+    return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }

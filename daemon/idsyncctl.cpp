@@ -132,10 +132,15 @@ int main(int argc, char **argv)
         config.local_dsn = dsn;
 
     if (command == "status") {
-        StatusReport report = collect_status(config);
-        std::string text = json ? status_json(report) : status_text(report);
-        fputs(text.c_str(), stdout);
-        return report.all_in_sync() ? 0 : exit_not_in_sync;
+        try {
+            StatusReport report = collect_status(config);
+            std::string text = json ? status_json(report) : status_text(report);
+            fputs(text.c_str(), stdout);
+            return report.all_in_sync() ? 0 : exit_not_in_sync;
+        } catch (const std::exception &e) {
+            fprintf(stderr, "idsyncctl: %s\n", e.what());
+            return exit_not_in_sync;
+        }
     }
     try {
         if (command == "resync")
@@ -149,7 +154,7 @@ int main(int argc, char **argv)
     } catch (const std::invalid_argument &e) {
         fprintf(stderr, "idsyncctl: %s\n", e.what());
         return exit_usage;
-    } catch (const PgError &e) {
+    } catch (const std::exception &e) { // PgError, or what a server sent that did not parse
         fprintf(stderr, "idsyncctl: %s\n", e.what());
         return exit_not_in_sync;
     }

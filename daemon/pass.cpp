@@ -252,6 +252,16 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
     outcome.success = true;
 }
 
+// The node whose own rows a bulk copy leaves out (bulk_query's to_node): the peer, which wrote
+// them, except in a resync, which repairs what the peer lost, its own rows too. Then no node's
+// (the nil uuid, which no node has: node ids are random), so that the rows still carry their
+// origin.
+std::string rows_for(const Preflight &preflight)
+{
+    return preflight.resync_requested_at.empty() ? preflight.remote.node_id
+                                                 : "00000000-0000-0000-0000-000000000000";
+}
+
 // Streams `select` from COPY TO STDOUT here into `copy_in` (a COPY FROM STDIN) on the peer, with
 // a progress line every progress_interval; returns the number of rows.
 Task<uint64_t> stream_rows(PassContext &context, const TableInfo &table, const std::string &select,
@@ -306,9 +316,8 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
         direct = begun.text(0, 0) == "t";
         if (!direct)
             co_return false;
-        PgResult query =
-            co_await context.local.query(sql::bulk_query_in_key_order, table.name,
-                                         std::to_string(point), preflight.remote.node_id);
+        PgResult query = co_await context.local.query(sql::bulk_query_in_key_order, table.name,
+                                                      std::to_string(point), rows_for(preflight));
         uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
                                              "COPY " + table.name + " (" + table.columns +
                                                  ", idsync_origin) FROM STDIN");
@@ -327,8 +336,10 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
                             static_cast<unsigned long long>(rows), monotonic_seconds() - started));
         co_return true;
     } catch (const PgError &error) {
-        // Only what the peer refused falls back; a lost connection ends the table's pass.
-        if (error.connection_lost || error.connection != context.remote.label())
+        // Only a row the peer refused falls back; a lost connection or a timeout (57014: the copy
+        // took longer than allowed, which the staging path would too) ends the table's pass.
+        if (error.connection_lost || error.connection != context.remote.label() ||
+            error.sqlstate == "57014")
             throw;
         why = error.what();
     }
@@ -360,7 +371,7 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
 
     // References to local ids travel as the natural keys of the referenced rows (jsonb).
     PgResult query = co_await context.local.query(sql::bulk_query, table.name,
-                                                  std::to_string(point), preflight.remote.node_id);
+                                                  std::to_string(point), rows_for(preflight));
     co_await context.remote.query(sql::create_staging, table.name);
     uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
                                          "COPY pg_temp.idsync_bulk (" + table.columns +

@@ -14,6 +14,8 @@ struct ApplyFlag {
     Oid relid;
     ApplyPurpose purpose;
     int level; // transaction nest level that raised it
+    bool has_source;
+    pg_uuid_t source; // the node the applied rows come from, when given
 };
 
 // Merges nest (a merge wakes the rows waiting in the tables that reference its table), never
@@ -58,6 +60,14 @@ bool applying(Oid relid, ApplyPurpose purpose)
     return false;
 }
 
+const pg_uuid_t *applying_source(Oid relid)
+{
+    for (int i = nflags - 1; i >= 0; i--)
+        if (flags[i].relid == relid && flags[i].purpose == ApplyPurpose::merge)
+            return flags[i].has_source ? &flags[i].source : nullptr;
+    return nullptr;
+}
+
 void register_apply_callbacks()
 {
     RegisterXactCallback(on_xact, nullptr);
@@ -80,7 +90,10 @@ void idsync::begin_apply(Oid relid, const pg_uuid_t *source, ApplyPurpose purpos
     if (nflags == kMaxFlags)
         ereport(ERROR,
                 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("idsync merges nest too deeply")));
-    flags[nflags++] = {relid, purpose, GetCurrentTransactionNestLevel()};
+    ApplyFlag flag = {relid, purpose, GetCurrentTransactionNestLevel(), source != nullptr, {}};
+    if (source != nullptr)
+        flag.source = *source;
+    flags[nflags++] = flag;
 }
 
 void idsync::end_apply(Oid relid)

@@ -17,6 +17,10 @@ enum class ApplyPurpose { merge = 1, reclaim = 2 };
 // True while idsync applies rows to `relid` for `purpose` in this transaction.
 bool applying(Oid relid, ApplyPurpose purpose);
 
+// The node the rows being merged into `relid` come from, as the newest merge flag names it, or
+// nullptr. A merged row without an origin takes it (change_trigger.cpp).
+const pg_uuid_t *applying_source(Oid relid);
+
 // Raises the flag for `relid` after checking the caller: for a merge, an administrator or a
 // peer role with the rights a merge needs (speaking for `source`, when given); for reclaim, an
 // administrator who owns the table.

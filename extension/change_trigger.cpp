@@ -109,11 +109,20 @@ IDSYNC_FUNCTION(idsync_change_trigger)
     bool nulls[3] = {false, false, false};
     int nreplace = 1;
     // A row written here has this node as its origin (NULL); a merged row keeps the node the
-    // merge names.
+    // merge names, else comes from the merge's source (a COPY straight into the table).
     if (columns->origin > 0 && !applying) {
         replace[nreplace] = columns->origin;
         nulls[nreplace] = true;
         nreplace++;
+    } else if (columns->origin > 0 && !update) {
+        bool origin_null;
+        (void)heap_getattr(row, columns->origin, RelationGetDescr(rel), &origin_null);
+        const pg_uuid_t *source = origin_null ? idsync::applying_source(columns->relid) : nullptr;
+        if (source != nullptr) {
+            replace[nreplace] = columns->origin;
+            values[nreplace] = UUIDPGetDatum(const_cast<pg_uuid_t *>(source));
+            nreplace++;
+        }
     }
 
     if (columns->lww) {

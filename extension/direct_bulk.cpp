@@ -49,8 +49,10 @@ IDSYNC_FUNCTION(idsync_begin_bulk)
     require_replicable(relid);
     bool lww = require_registered(relid) == kLww;
     require_merge_rights(relid, source, lww);
-    // References travel as natural keys, which only a merge resolves.
-    if (load_registration(relid, CurrentMemoryContext)->nreferences > 0)
+    // References travel as natural keys, which only a merge resolves. And the emptiness is
+    // read after the lock with a fresh snapshot, which only READ COMMITTED takes.
+    if (load_registration(relid, CurrentMemoryContext)->nreferences > 0 ||
+        XactIsoLevel != XACT_READ_COMMITTED)
         PG_RETURN_BOOL(false);
     if (!ConditionalLockRelationOid(relid, ShareRowExclusiveLock))
         PG_RETURN_BOOL(false);

@@ -126,7 +126,12 @@ char *natural_select(Oid relid, const char *source, NaturalPurpose purpose, cons
     ReleaseSysCache(cls);
     int n = 0;
     for (AttrNumber attnum = 1; attnum <= natts; attnum++) {
-        char *column = get_attname(relid, attnum, true); // NULL when dropped
+        HeapTuple att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+        if (!HeapTupleIsValid(att))
+            continue;
+        auto *form = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(att));
+        char *column = form->attisdropped ? nullptr : pstrdup(NameStr(form->attname));
+        ReleaseSysCache(att);
         if (column == nullptr || registered_name_among(column, reg->local_columns, reg->nlocal))
             continue;
         n++;

@@ -149,6 +149,15 @@ CallerRoles caller_roles()
     return roles;
 }
 
+bool node_retired(const pg_uuid_t *node)
+{
+    Oid type = UUIDOID;
+    Datum value = UUIDPGetDatum(const_cast<pg_uuid_t *>(node));
+    return exec_as_owner("SELECT FROM idsync.retired_nodes n "
+                         "WHERE n.node_id OPERATOR(pg_catalog.=) $1",
+                         1, &type, &value, nullptr) > 0;
+}
+
 void require(bool ok, const char *what)
 {
     if (!ok)
@@ -200,6 +209,15 @@ void require_replicable(Oid relid)
 // may; a peer role may when it speaks for `source` and holds the privileges a merge uses.
 void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww)
 {
+    if (source != nullptr && node_retired(source))
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("node %s is retired on this node",
+                        DatumGetCString(DirectFunctionCall1(
+                            uuid_out, UUIDPGetDatum(const_cast<pg_uuid_t *>(source))))),
+                 errdetail("idsync.retire_node() took it out of the set: nothing it sends is "
+                           "merged here."),
+                 errhint("Stop its idsyncd and take its role away (idsync.revoke_role).")));
     CallerRoles roles = caller_roles();
     if (roles.admin)
         return;

@@ -25,13 +25,21 @@ load_rows($node{a}, 'x', 300);
 my $pid = start_daemon('a', $config);
 ok(wait_until('b has a\'s rows', sub { count_on('b', "name LIKE 'x%'") == 300 }), 'b has the 300 rows');
 
-# Lost on b behind idsync's back.
+# Rows b wrote itself, pushed to a once.
+$node{b}->safe_psql('postgres', q{INSERT INTO fact (name, n) SELECT 'own', g FROM generate_series(1, 30) g});
+my $config_b = write_config('b', $node{b}, [['a', dsn($node{a})]], interval => 0.5);
+my ($pushed) = run_once('b', $config_b);
+is($pushed, 0, "b pushes its own rows to a");
+is(count_on('a', "name = 'own'"), 30, "a has b's own rows");
+
+# Lost on b behind idsync's back: rows of a, and rows b wrote itself.
 $node{b}->safe_psql('postgres', q{
     ALTER TABLE fact DISABLE TRIGGER idsync_delete;
     DELETE FROM fact WHERE n % 3 = 0;
     ALTER TABLE fact ENABLE TRIGGER idsync_delete;
 });
 is(count_on('b', "name LIKE 'x%'"), 200, 'b lost 100 rows');
+is(count_on('b', "name = 'own'"), 20, 'and 10 of its own');
 load_rows($node{a}, 'y', 10);
 ok(wait_until('b has the new rows', sub { count_on('b', "name LIKE 'y%'") == 10 }), 'new rows still arrive');
 is(count_on('b', "name LIKE 'x%'"), 200, 'the lost rows do not come back by themselves');
@@ -48,6 +56,8 @@ for my $i (1 .. 5) {
 }
 ok(wait_until('the lost rows back on b', sub { count_on('b', "name LIKE 'x%'") == 300 }),
    'the lost rows are back on b');
+ok(wait_until("b's own lost rows back on b", sub { count_on('b', "name = 'own'") == 30 }),
+   "the rows b wrote itself and lost are back too");
 ok(wait_until('the rows written during the resync on b', sub { count_on('b', "name LIKE 'during%'") == 100 }),
    'the rows a wrote during the resync are on b');
 is(count_on('b', "name LIKE 'b_'"), 100, "b's own rows are all there");

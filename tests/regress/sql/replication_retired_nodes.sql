@@ -19,9 +19,11 @@ SELECT node_id FROM idsync.retired_nodes;
 SELECT idsync.merge_syncs('rt.t', '[{"remote_id": "00000000-0000-0000-0000-0000000000d1", "sync_point": 9},
                                    {"remote_id": "00000000-0000-0000-0000-0000000000d2", "sync_point": 9}]');
 SELECT remote_id, sync_point FROM idsync.get_syncs('rt.t');
--- Its merges (if its role was left) record no point for it either.
-SELECT inserted, sync_point FROM idsync.merge_items('rt.t', '[{"point": 3, "item": {"name": "late"}}]',
-                                                     '00000000-0000-0000-0000-0000000000d1');
+-- Nothing it sends is merged (if its role was left), in either path.
+SELECT try($$SELECT * FROM idsync.merge_items('rt.t', '[{"point": 3, "item": {"name": "late"}}]',
+                                               '00000000-0000-0000-0000-0000000000d1')$$);
+SELECT try($$SELECT idsync.begin_bulk('rt.t', '00000000-0000-0000-0000-0000000000d1')$$);
+SELECT count(*) AS rows FROM rt.t;
 -- Retiring again changes nothing.
 SELECT idsync.retire_node('00000000-0000-0000-0000-0000000000d1') AS forgotten_again;
 

@@ -106,6 +106,39 @@ ROLLBACK;
 SELECT idsync.bulk_query('bd.pkg', NULL, NULL, true) LIKE '% ORDER BY c.name' AS ordered;
 SELECT idsync.bulk_query('bd.child', NULL, NULL, true) LIKE '%ORDER BY%' AS child_ordered;
 
+-- A row copied without an origin comes from the source; only at READ COMMITTED, where the
+-- emptiness is read after the lock.
+CREATE TABLE bd.nulls (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);
+SELECT idsync.replicate('bd.nulls', '{name}');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT idsync.begin_bulk('bd.nulls', '00000000-0000-0000-0000-00000000000a') AS direct_repeatable_read;
+ROLLBACK;
+BEGIN;
+SELECT idsync.begin_bulk('bd.nulls', '00000000-0000-0000-0000-00000000000a') AS direct;
+COPY bd.nulls (name, idsync_origin) FROM STDIN;
+no origin	\N
+its own	00000000-0000-0000-0000-00000000000c
+\.
+SELECT idsync.end_bulk('bd.nulls', '00000000-0000-0000-0000-00000000000a', 3) AS sync_point;
+COMMIT;
+SELECT name, idsync_origin FROM bd.nulls ORDER BY name;
+
+-- Dropped columns are not replicated: the bulk query and the plan read the live ones.
+CREATE TABLE bd.gone_parent (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, old int);
+CREATE TABLE bd.gone_child (id bigserial PRIMARY KEY, old int,
+                            parent_id bigint NOT NULL REFERENCES bd.gone_parent, tag text NOT NULL,
+                            UNIQUE (parent_id, tag));
+SELECT idsync.replicate('bd.gone_parent', '{name}'), idsync.replicate('bd.gone_child', '{parent_id,tag}');
+ALTER TABLE bd.gone_parent DROP COLUMN old;
+ALTER TABLE bd.gone_child DROP COLUMN old;
+INSERT INTO bd.gone_parent (name) VALUES ('p');
+INSERT INTO bd.gone_child (parent_id, tag) SELECT id, 't' FROM bd.gone_parent;
+SELECT idsync.bulk_query('bd.gone_child') AS q \gset
+SELECT * FROM (:q) b;
+SELECT item FROM idsync.items_since('bd.gone_child', -1);
+SELECT idsync._content_state_query('bd.gone_child') AS sq \gset
+SELECT row_count FROM (:sq) s;
+
 -- Resyncs an operator asks for (idsyncctl resync): recorded per table and peer, renewed when
 -- asked again, cleared by idsyncd with the time it read; administrators and the daemon's role.
 SELECT idsync.request_resync('bd.pkg', '00000000-0000-0000-0000-00000000000b') IS NOT NULL AS requested;
