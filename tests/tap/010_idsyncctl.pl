@@ -159,6 +159,18 @@ like($last->{mode} // '', qr/^(no_change|hashmatch|diff|bulk)$/, 'status: its mo
 ok(defined $last->{seconds_ago} && $last->{seconds_ago} < 60, 'status: how long ago');
 is(stop_daemon($pid), 0, 'idsyncd stops');
 
+# A table registered here that the peer lacks: that table's line says why; the others are read.
+$node{a}->safe_psql('postgres', q{
+    CREATE TABLE only_here (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);
+    SELECT idsync.replicate('only_here', '{name}');
+    GRANT SELECT ON only_here TO ctl_daemon;
+});
+($code, $json, $out) = status_json($ctl_config);
+is($code, 1, 'status: exit 1 when the peer lacks a table');
+like(peer_table($json, 'b', 'public.only_here')->{error} // '', qr/only_here/, 'status --json: the error of that table');
+ok(peer_table($json, 'b', 'public.fact')->{in_sync}, 'status --json: the other tables are still read');
+$node{a}->safe_psql('postgres', q{SELECT idsync.unreplicate('only_here'); DROP TABLE only_here});
+
 # Unreachable nodes.
 my $closed = next_port();
 my $down = write_config('a_down', $node{a}, [['b', as_role($node{b}, 'ctl_peer')],
