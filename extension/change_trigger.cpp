@@ -3,7 +3,8 @@
 // It stamps each new row version with a change point, refuses updates of insert_only tables,
 // and in lww tables gives local changes a version: a hybrid logical clock per row, the later of
 // the wall clock (milliseconds << 16) and the row's previous version + 1, so a local update
-// always wins over every version this node had seen of the row. Rows that idsync itself merges
+// always wins over every version this node had seen of the row; an insert of a key deleted
+// before replaces the key's tombstone and is newer than it. Rows that idsync itself merges
 // (applying.hpp) keep the version they came with.
 //
 // Versions are checked: one below zero or beyond this node's clock plus idsync.max_clock_skew
@@ -14,7 +15,10 @@
 #include "boundary.hpp"
 #include "change_points.hpp"
 #include "hlc.hpp"
+#include "natural_key.hpp"
 #include "registration.hpp"
+#include "tombstones.hpp"
+#include "work_array.hpp"
 
 namespace {
 
@@ -24,6 +28,7 @@ struct TriggerColumns {
     int point;   // attribute numbers
     int version; // 0 for insert_only
     int origin;  // idsync_origin, 0 when the table predates it
+    idsync::KeyPlan *key; // lww: built when a tombstone is first met
 };
 
 int column_number(Relation rel, const char *name)
@@ -38,7 +43,7 @@ int column_number(Relation rel, const char *name)
     return attnum;
 }
 
-const TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
+TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
 {
     auto *cached = static_cast<TriggerColumns *>(fcinfo->flinfo->fn_extra);
     Oid relid = RelationGetRelid(td->tg_relation);
@@ -54,6 +59,7 @@ const TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
     columns->version = reg->lww ? column_number(td->tg_relation, reg->version_column) : 0;
     int origin = SPI_fnumber(RelationGetDescr(td->tg_relation), "idsync_origin");
     columns->origin = origin > 0 ? origin : 0;
+    columns->key = nullptr;
     fcinfo->flinfo->fn_extra = columns;
     return columns;
 }
@@ -90,7 +96,7 @@ IDSYNC_FUNCTION(idsync_change_trigger)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("idsync.change_trigger must fire BEFORE INSERT OR UPDATE FOR EACH "
                                "ROW")));
-    const TriggerColumns *columns = trigger_columns(fcinfo, td);
+    TriggerColumns *columns = trigger_columns(fcinfo, td);
     Relation rel = td->tg_relation;
     bool update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
     HeapTuple row = update ? td->tg_newtuple : td->tg_trigtuple;
@@ -148,8 +154,24 @@ IDSYNC_FUNCTION(idsync_change_trigger)
                     check_version(rel, previous);
                 version = Max(idsync::hlc_now(), previous + 1);
             }
-        } else if (isnull) {
-            version = idsync::hlc_now();
+        } else {
+            if (isnull)
+                version = idsync::hlc_now();
+            // A deleted key written again: the row replaces its tombstone, with a newer version.
+            if (idsync::has_tombstones(columns->relid)) {
+                if (columns->key == nullptr)
+                    columns->key = idsync::key_plan(columns->relid, fcinfo->flinfo->fn_mcxt);
+                TupleDesc desc = RelationGetDescr(rel);
+                Datum *values = idsync::work_array<Datum>(desc->natts);
+                bool *nulls = idsync::work_array<bool>(desc->natts);
+                heap_deform_tuple(row, desc, values, nulls);
+                idsync::NaturalKey key;
+                if (idsync::natural_key_of_row(columns->key, values, nulls, &key)) {
+                    int64 buried = idsync::drop_tombstone(columns->relid, key.hash, PG_INT64_MAX);
+                    if (buried >= version)
+                        version = buried + 1;
+                }
+            }
         }
         replace[nreplace] = columns->version;
         values[nreplace] = Int64GetDatum(version);

@@ -9,6 +9,7 @@
 #include "registration.hpp"
 #include "spi_calls.hpp"
 #include "state_access.hpp"
+#include "tombstones.hpp"
 
 using namespace idsync;
 
@@ -101,7 +102,19 @@ IDSYNC_FUNCTION(idsync_sync_info)
     if (SPI_execute_plan(newest, args, nullptr, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading the largest change point failed");
     Datum max_point = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    values[1] = isnull ? Int64GetDatum(-1) : max_point;
+    int64 largest = isnull ? -1 : DatumGetInt64(max_point);
+    if (reg->lww) {
+        // Deletes are changes too: their points are their tombstones'.
+        Oid tomb_types[2] = {OIDOID, INT8OID};
+        Datum tomb_args[2] = {ObjectIdGetDatum(relid), Int64GetDatum(upper)};
+        Datum tomb = query_value("SELECT pg_catalog.max(t.point) FROM idsync.tombstones t WHERE "
+                                 "t.relid OPERATOR(pg_catalog.=) $1 AND t.point "
+                                 "OPERATOR(pg_catalog.<=) $2",
+                                 2, tomb_types, tomb_args, &isnull);
+        if (!isnull)
+            largest = Max(largest, DatumGetInt64(tomb));
+    }
+    values[1] = Int64GetDatum(largest);
 
     Oid state_types[1] = {OIDOID};
     Datum state_args[1] = {ObjectIdGetDatum(relid)};
@@ -136,10 +149,13 @@ IDSYNC_FUNCTION(idsync_sync_info)
 // uuid): the next changes after a point, in point order, up to the stable point (and up_to),
 // as the table's plan reads them (idsync._items_query). Its SET clauses keep the planner on
 // the point index even without statistics, right after a bulk load.
-IDSYNC_FUNCTION(idsync_items_since)
+namespace {
+
+// items_since and tombstones_since: the rows of `sql` (a query over $1 .. $5 as the plan's) for
+// the arguments (target, point, max_rows, up_to, to_node).
+Datum return_changes(FunctionCallInfo fcinfo, Oid relid, const char *function,
+                     char *(*query)(Oid relid))
 {
-    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
-    require_replicable(relid);
     if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                         errmsg("point and max_rows must not be NULL")));
@@ -151,7 +167,7 @@ IDSYNC_FUNCTION(idsync_items_since)
     // taken earlier could miss a commit below it and skip the row for good.
     if (XactIsoLevel != XACT_READ_COMMITTED)
         ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-                        errmsg("idsync.items_since must run at READ COMMITTED"),
+                        errmsg("%s must run at READ COMMITTED", function),
                         errdetail("Under REPEATABLE READ or SERIALIZABLE the snapshot may predate "
                                   "a change it would report as read.")));
     if (SPI_connect() != SPI_OK_CONNECT)
@@ -159,7 +175,7 @@ IDSYNC_FUNCTION(idsync_items_since)
     pg_uuid_t node = this_node();
     Datum me = UUIDPGetDatum(&node);
     int64 upper = bound(fcinfo, 3);
-    char *sql = items_plan(relid);
+    char *sql = query(relid);
     Oid types[5] = {INT8OID, INT8OID, INT4OID, UUIDOID, UUIDOID};
     Datum args[5] = {PG_GETARG_DATUM(1), Int64GetDatum(upper), Int32GetDatum(max_rows),
                      PG_ARGISNULL(4) ? Datum(0) : PG_GETARG_DATUM(4), me};
@@ -172,6 +188,36 @@ IDSYNC_FUNCTION(idsync_items_since)
     return_spi_rows(fcinfo);
     SPI_finish();
     return Datum(0);
+}
+
+char *tombstones_of(Oid relid)
+{
+    const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    if (!reg->lww)
+        return pstrdup("SELECT NULL::pg_catalog.int8, NULL::pg_catalog.jsonb, NULL::pg_catalog.uuid "
+                       "WHERE $1 IS NULL AND $2 IS NULL AND $3 IS NULL AND $4 IS NULL AND $5 IS "
+                       "NULL AND false");
+    return tombstone_items_query(relid, reg);
+}
+
+} // namespace
+
+IDSYNC_FUNCTION(idsync_items_since)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    require_replicable(relid);
+    return return_changes(fcinfo, relid, "idsync.items_since", items_plan);
+}
+
+// idsync.tombstones_since(target regclass, point bigint, max_rows integer DEFAULT 1000, up_to
+// bigint DEFAULT NULL, to_node uuid DEFAULT NULL) RETURNS TABLE (point bigint, item jsonb, origin
+// uuid): the tombstones of an lww table after a point, as items_since returns them (none for
+// insert_only tables). A bulk copy streams the live rows, then sends these.
+IDSYNC_FUNCTION(idsync_tombstones_since)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    require_replicable(relid);
+    return return_changes(fcinfo, relid, "idsync.tombstones_since", tombstones_of);
 }
 
 // idsync.bulk_query(target regclass, up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL,

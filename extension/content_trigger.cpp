@@ -16,6 +16,7 @@
 #include "applying.hpp"
 #include "natural_hash.hpp"
 #include "boundary.hpp"
+#include "content_delta.hpp"
 #include "registration.hpp"
 #include "row_hash.hpp"
 #include "state_access.hpp"
@@ -107,7 +108,8 @@ void read_done(Tuplestorestate *rows)
 // XORs the hashes of the rows of a transition table into `delta`. With references, each
 // reference column is hashed as the natural-key hash of the row it points at (see lookup).
 void add_rows(Tuplestorestate *rows, Relation rel, const idsync::HashPlan *plan,
-              const Reference *refs, int nrefs, int sign, Delta *delta)
+              const idsync::NaturalHash *natural, const Reference *refs, int nrefs, int sign,
+              Delta *delta)
 {
     if (rows == nullptr)
         return;
@@ -128,11 +130,17 @@ void add_rows(Tuplestorestate *rows, Relation rel, const idsync::HashPlan *plan,
             int64 id = idsync::reference_id(values[at], refs[r].type);
             auto *hit = static_cast<int64 *>(
                 bsearch(&id, refs[r].ids, refs[r].nids, sizeof(int64), compare_int64));
-            if (hit == nullptr || !refs[r].found[hit - refs[r].ids])
+            if (hit != nullptr && refs[r].found[hit - refs[r].ids]) {
+                values[at] = UUIDPGetDatum(&refs[r].hash[hit - refs[r].ids]);
+                continue;
+            }
+            // Deleted earlier in this transaction: a cascade from the referenced row.
+            auto *deleted = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
+            if (!idsync::deleted_reference_hash(natural, r, id, deleted))
                 ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
                                 errmsg("idsync: row %lld referenced by \"%s\" not found",
                                        static_cast<long long>(id), RelationGetRelationName(rel))));
-            values[at] = UUIDPGetDatum(&refs[r].hash[hit - refs[r].ids]);
+            values[at] = UUIDPGetDatum(deleted);
         }
         idsync::RowHash h = idsync::hash_row(plan, values, slot->tts_isnull);
         MemoryContextSwitchTo(old);
@@ -187,40 +195,48 @@ void add_natural_rows(Tuplestorestate *rows, Relation rel, const idsync::Registr
     SPI_finish();
     idsync::unpin_search_path(pinned);
 
-    add_rows(rows, rel, natural->plan, refs, nrefs, sign, delta);
+    add_rows(rows, rel, natural->plan, natural, refs, nrefs, sign, delta);
 }
+
+} // namespace
+
+namespace idsync {
 
 SPIPlanPtr delta_insert = nullptr;
 
 // Appends the delta as the owner of idsync.table_deltas: writers of a registered table need
 // no privilege on idsync's own tables. The statement is planned once per backend; it names
 // everything schema-qualified, so a replan under another search_path finds the same objects.
-void append_delta(Oid relid, const Delta &delta)
+void append_content_delta(Oid relid, uint64 h1, uint64 h2, int64 rows)
 {
-    idsync::OwnerScope scope = idsync::enter_owner_identity();
+    OwnerScope scope = enter_owner_identity();
     SPI_connect();
     if (delta_insert == nullptr) {
         Oid types[4] = {OIDOID, INT8OID, INT8OID, INT8OID};
-        int pinned = idsync::pin_search_path();
+        int pinned = pin_search_path();
         SPIPlanPtr plan = SPI_prepare("INSERT INTO idsync.table_deltas (relid, hash1, hash2, "
                                       "row_count) VALUES ($1, $2, $3, $4)",
                                       4, types);
         if (plan == nullptr)
             elog(ERROR, "idsync: preparing the delta insert failed: %s",
                  SPI_result_code_string(SPI_result));
-        idsync::unpin_search_path(pinned);
+        unpin_search_path(pinned);
         SPI_keepplan(plan);
         delta_insert = plan;
     }
-    Datum values[4] = {ObjectIdGetDatum(relid), Int64GetDatum((int64)delta.h1),
-                       Int64GetDatum((int64)delta.h2), Int64GetDatum(delta.rows)};
+    Datum values[4] = {ObjectIdGetDatum(relid), Int64GetDatum((int64)h1), Int64GetDatum((int64)h2),
+                       Int64GetDatum(rows)};
     if (SPI_execute_plan(delta_insert, values, nullptr, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "idsync: appending a content delta failed");
     SPI_finish();
-    idsync::leave_owner_scope(scope);
+    leave_owner_scope(scope);
+    // Wakes idsyncd (LISTEN idsync_changes) at commit; PostgreSQL sends one notification
+    // per transaction and payload, however many statements changed the table.
+    if (notify_changes)
+        Async_Notify("idsync_changes", relid_name(relid));
 }
 
-} // namespace
+} // namespace idsync
 
 IDSYNC_FUNCTION(idsync_content_trigger)
 {
@@ -245,15 +261,11 @@ IDSYNC_FUNCTION(idsync_content_trigger)
         add_natural_rows(td->tg_newtable, rel, reg, +1, &delta);
     } else {
         idsync::HashPlan *plan = idsync::registration_hash_plan(rel, reg, CurrentMemoryContext);
-        add_rows(td->tg_oldtable, rel, plan, nullptr, 0, -1, &delta);
-        add_rows(td->tg_newtable, rel, plan, nullptr, 0, +1, &delta);
+        add_rows(td->tg_oldtable, rel, plan, nullptr, nullptr, 0, -1, &delta);
+        add_rows(td->tg_newtable, rel, plan, nullptr, nullptr, 0, +1, &delta);
     }
     if (delta.h1 != 0 || delta.h2 != 0 || delta.rows != 0) {
-        append_delta(RelationGetRelid(rel), delta);
-        // Wakes idsyncd (LISTEN idsync_changes) at commit; PostgreSQL sends one notification
-        // per transaction and payload, however many statements changed the table.
-        if (idsync::notify_changes)
-            Async_Notify("idsync_changes", idsync::relid_name(RelationGetRelid(rel)));
+        idsync::append_content_delta(RelationGetRelid(rel), delta.h1, delta.h2, delta.rows);
     }
     return PointerGetDatum(nullptr);
 }

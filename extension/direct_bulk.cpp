@@ -20,6 +20,7 @@
 #include "registration.hpp"
 #include "spi_calls.hpp"
 #include "state_access.hpp"
+#include "tombstones.hpp"
 
 using namespace idsync;
 
@@ -56,7 +57,8 @@ IDSYNC_FUNCTION(idsync_begin_bulk)
         PG_RETURN_BOOL(false);
     if (!ConditionalLockRelationOid(relid, ShareRowExclusiveLock))
         PG_RETURN_BOOL(false);
-    if (!empty_now(relid)) {
+    // Tombstones kept here must weigh against the copied rows, which only a merge does.
+    if (!empty_now(relid) || (lww && has_tombstones(relid))) {
         UnlockRelationOid(relid, ShareRowExclusiveLock);
         PG_RETURN_BOOL(false);
     }

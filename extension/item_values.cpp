@@ -64,4 +64,42 @@ int find_item_column(const ItemColumn *columns, int n, const JsonbValue *key)
     return -1;
 }
 
+void push_value_json(JsonbParseState **state, Oid type, Datum value)
+{
+    Oid base = getBaseType(type);
+    JsonbValue v;
+    if (base == JSONBOID) {
+        Jsonb *jb = DatumGetJsonbP(value);
+        v.type = jbvBinary;
+        v.val.binary.data = &jb->root;
+        v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+        pushJsonbValue(state, WJB_VALUE, &v);
+        return;
+    }
+    Oid output;
+    bool varlena;
+    getTypeOutputInfo(type, &output, &varlena);
+    char *text = OidOutputFunctionCall(output, value);
+    if (base == JSONOID) {
+        Jsonb *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+        v.type = jbvBinary;
+        v.val.binary.data = &jb->root;
+        v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+    } else if (base == BOOLOID) {
+        v.type = jbvBool;
+        v.val.boolean = DatumGetBool(value);
+    } else if ((base == INT2OID || base == INT4OID || base == INT8OID || base == NUMERICOID ||
+                base == FLOAT4OID || base == FLOAT8OID) &&
+               strpbrk(text, "NnIi") == nullptr) { // not NaN nor Infinity, which JSON lacks
+        v.type = jbvNumeric;
+        v.val.numeric = DatumGetNumeric(DirectFunctionCall3(
+            numeric_in, CStringGetDatum(text), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+    } else {
+        v.type = jbvString;
+        v.val.string.val = text;
+        v.val.string.len = strlen(text);
+    }
+    pushJsonbValue(state, WJB_VALUE, &v);
+}
+
 } // namespace idsync

@@ -34,6 +34,11 @@ void prepare_item_column(ItemColumn &column, Form_pg_attribute att);
 // Not for populated columns.
 Datum read_item_value(ItemColumn &column, JsonbValue *value);
 
+// Pushes a stored value of type `type` as a JSON value, as to_jsonb shows it closely enough for
+// jsonb_populate_record to read it back: numbers and booleans as themselves, json as JSON,
+// everything else as its text.
+void push_value_json(JsonbParseState **state, Oid type, Datum value);
+
 // Checks a NULL (a JSON null or an absent key) against the column's domain, as
 // jsonb_populate_record does: a NOT NULL or CHECK domain raises its error.
 void check_item_null(ItemColumn &column);

@@ -17,6 +17,13 @@ namespace idsync {
 
 namespace {
 
+bool is_marker(const char *marker, const JsonbValue *key)
+{
+    return marker != nullptr && key->type == jbvString &&
+           key->val.string.len == static_cast<int>(strlen(marker)) &&
+           memcmp(key->val.string.val, marker, key->val.string.len) == 0;
+}
+
 // Splits the batch into rows: the items that are objects (an item of null is the receiver's own
 // row: only its point counts), with their points and origins. A row with a key that is not one
 // of the table's replicated columns is set aside at once.
@@ -26,6 +33,7 @@ MergeRows split_items(Merge &m, Jsonb *items)
     MergeRows rows = new_merge_rows(m, capacity);
     rows.item = work_array<JsonbValue>(capacity);
     rows.point = work_array<int64>(capacity);
+    const char *marker = tombstone_marker(m);
     JsonbIterator *it = JsonbIteratorInit(&items->root);
     JsonbValue element;
     while (next_array_element(&it, &element)) {
@@ -59,10 +67,16 @@ MergeRows split_items(Merge &m, Jsonb *items)
         JsonbIterator *fields = JsonbIteratorInit(item.val.binary.data);
         JsonbValue value;
         JsonbIteratorToken token;
-        while ((token = JsonbIteratorNext(&fields, &value, true)) != WJB_DONE)
-            if (token == WJB_KEY && find_item_column(m.columns, m.ncolumns, &value) < 0)
+        bool at_marker = false;
+        while ((token = JsonbIteratorNext(&fields, &value, true)) != WJB_DONE) {
+            if (token == WJB_VALUE && at_marker)
+                rows.deleted[row] = value.type == jbvBool && value.val.boolean;
+            at_marker = token == WJB_KEY && is_marker(marker, &value);
+            if (token == WJB_KEY && !at_marker &&
+                find_item_column(m.columns, m.ncolumns, &value) < 0)
                 appendStringInfo(&unknown, "%s%.*s", unknown.len ? ", " : "", value.val.string.len,
                                  value.val.string.val);
+        }
         if (unknown.len > 0)
             set_aside(m, rows, row, ERRCODE_UNDEFINED_COLUMN,
                       psprintf("column %s of table %s does not exist on this node", unknown.data,
@@ -101,7 +115,8 @@ void run_read_values(void *arg)
                 column = find_item_column(m.columns, m.ncolumns, &value);
                 continue;
             }
-            if (token != WJB_VALUE || value.type == jbvNull || m.columns[column].populated)
+            if (token != WJB_VALUE || column < 0 || value.type == jbvNull ||
+                m.columns[column].populated)
                 continue;
             ItemColumn &c = m.columns[column];
             if (c.reference == nullptr) {
@@ -116,7 +131,8 @@ void run_read_values(void *arg)
             }
             rows.values.nulls[column][row] = false;
         }
-        for (int c = 0; c < m.ncolumns; c++)
+        // A tombstone carries its key and version only.
+        for (int c = 0; c < m.ncolumns && !rows.deleted[row]; c++)
             if (rows.values.nulls[c][row] && !m.columns[c].populated)
                 check_item_null(m.columns[c]);
     }

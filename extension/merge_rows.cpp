@@ -124,6 +124,8 @@ void find_references(Merge &m)
     m.plain = work_array0<PlainReference>(list_length(fkeys));
     m.nplain = 0;
     m.column_rank = work_array<int>(m.ncolumns);
+    m.column_on_delete = work_array0<char>(m.ncolumns);
+    m.parent_keys = work_array0<KeyPlan *>(m.ncolumns);
     for (int c = 0; c < m.ncolumns; c++)
         m.column_rank[c] = -1;
     for (int i = 0; i < list_length(fkeys); i++) {
@@ -131,6 +133,12 @@ void find_references(Merge &m)
         int first = column_of(m, fk->conkey[0]);
         if (fk->nkeys == 1 && first >= 0 && m.columns[first].reference != nullptr) {
             m.column_rank[first] = rank[i];
+            HeapTuple con = SearchSysCache1(CONSTROID, ObjectIdGetDatum(fk->conoid));
+            if (HeapTupleIsValid(con)) {
+                m.column_on_delete[first] =
+                    reinterpret_cast<Form_pg_constraint>(GETSTRUCT(con))->confdeltype;
+                ReleaseSysCache(con);
+            }
             continue;
         }
         PlainReference &p = m.plain[m.nplain];
@@ -156,48 +164,8 @@ void find_references(Merge &m)
     }
 }
 
-// A stored value as JSON, as to_jsonb shows it closely enough for jsonb_populate_record to read
-// it back: numbers and booleans as themselves, json as JSON, everything else as its text.
-void push_value_json(JsonbParseState **state, const ItemColumn &c, Datum value)
-{
-    Oid base = getBaseType(c.type);
-    JsonbValue v;
-    if (base == JSONBOID) {
-        Jsonb *jb = DatumGetJsonbP(value);
-        v.type = jbvBinary;
-        v.val.binary.data = &jb->root;
-        v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
-        pushJsonbValue(state, WJB_VALUE, &v);
-        return;
-    }
-    Oid output;
-    bool varlena;
-    getTypeOutputInfo(c.type, &output, &varlena);
-    char *text = OidOutputFunctionCall(output, value);
-    if (base == JSONOID) {
-        Jsonb *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
-        v.type = jbvBinary;
-        v.val.binary.data = &jb->root;
-        v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
-    } else if (base == BOOLOID) {
-        v.type = jbvBool;
-        v.val.boolean = DatumGetBool(value);
-    } else if ((base == INT2OID || base == INT4OID || base == INT8OID || base == NUMERICOID ||
-                base == FLOAT4OID || base == FLOAT8OID) &&
-               strpbrk(text, "NnIi") == nullptr) { // not NaN nor Infinity, which JSON lacks
-        v.type = jbvNumeric;
-        v.val.numeric = DatumGetNumeric(DirectFunctionCall3(
-            numeric_in, CStringGetDatum(text), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-    } else {
-        v.type = jbvString;
-        v.val.string.val = text;
-        v.val.string.len = strlen(text);
-    }
-    pushJsonbValue(state, WJB_VALUE, &v);
-}
+} // namespace
 
-// The item of row `row` as it would have come: as it came (items), or made from the staged
-// values with references as their natural keys.
 Jsonb *row_item(const Merge &m, const MergeRows &rows, int64 row)
 {
     if (rows.item != nullptr)
@@ -222,11 +190,13 @@ Jsonb *row_item(const Merge &m, const MergeRows &rows, int64 row)
             v.val.binary.len = 0; // pushJsonbValue reads the container itself
             pushJsonbValue(&state, WJB_VALUE, &v);
         } else {
-            push_value_json(&state, column, rows.values.values[c][row]);
+            push_value_json(&state, column.type, rows.values.values[c][row]);
         }
     }
     return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr));
 }
+
+namespace {
 
 struct ResolveCall {
     Merge *m;
@@ -280,7 +250,7 @@ void check_plain_reference(Merge &m, MergeRows &rows, const PlainReference &p, W
     int32 *row_of = work_array<int32>(n);
     int64 count = 0;
     for (int64 row = 0; row < n; row++) {
-        bool all_set = !rows.settled[row];
+        bool all_set = !rows.settled[row] && !rows.deleted[row];
         for (int k = 0; all_set && k < p.ncolumns; k++)
             all_set = !rows.values.nulls[p.column[k]][row]; // MATCH SIMPLE: a NULL satisfies it
         if (all_set) {
@@ -333,19 +303,38 @@ void run_write(void *arg)
     Batch &b = m.batch;
     const ColumnValues &all = call->rows->values;
     int ncolumns = m.ncolumns + 1; // and the origin
-    b.values = {call->count, work_array<Datum *>(ncolumns), work_array<bool *>(ncolumns)};
+    const int32 *live = call->live;
+    int64 count = call->count;
+    MergeCounts deletes = {0, 0};
+    if (m.reg->lww) {
+        // Tombstones first, then the rows newer than the tombstones kept here.
+        apply_tombstones(m, *call->rows, live, count, deletes);
+        int32 *rows = work_array<int32>(count);
+        int64 n = 0;
+        for (int64 i = 0; i < count; i++)
+            if (!call->rows->deleted[live[i]])
+                rows[n++] = live[i];
+        count = drop_buried(m, *call->rows, rows, n);
+        live = rows;
+        if (count == 0) {
+            call->counts = deletes;
+            return;
+        }
+    }
+    b.values = {count, work_array<Datum *>(ncolumns), work_array<bool *>(ncolumns)};
     for (int c = 0; c < ncolumns; c++) {
-        b.values.values[c] = work_array<Datum>(call->count);
-        b.values.nulls[c] = work_array<bool>(call->count);
-        for (int64 i = 0; i < call->count; i++) {
-            b.values.values[c][i] = all.values[c][call->live[i]];
-            b.values.nulls[c][i] = all.nulls[c][call->live[i]];
+        b.values.values[c] = work_array<Datum>(count);
+        b.values.nulls[c] = work_array<bool>(count);
+        for (int64 i = 0; i < count; i++) {
+            b.values.values[c][i] = all.values[c][live[i]];
+            b.values.nulls[c][i] = all.nulls[c][live[i]];
         }
     }
     if (m.reg->lww) {
         b.keys = group_rows(b.target, b.values);
         keep_newest(b, m.reg);
         call->counts = upsert_newest(b, m.reg);
+        call->counts.updated += deletes.updated;
     } else {
         resolve_batch(b);
         call->counts = {0, 0};
@@ -413,6 +402,11 @@ void begin_merge(Merge &m, Oid relid, Datum source, bool source_null)
     find_references(m);
 }
 
+const char *tombstone_marker(const Merge &m)
+{
+    return m.reg->lww ? m.reg->tombstone_column : nullptr;
+}
+
 MergeRows new_merge_rows(const Merge &m, int64 n)
 {
     int ncolumns = m.ncolumns + 1;
@@ -427,6 +421,8 @@ MergeRows new_merge_rows(const Merge &m, int64 n)
             rows.keys[c] = work_array0<JsonbContainer *>(n);
     }
     rows.settled = work_array0<bool>(n);
+    rows.deleted = work_array0<bool>(n);
+    rows.absent = work_array0<bool>(n);
     return rows;
 }
 
@@ -473,12 +469,23 @@ void settle_references(Merge &m, MergeRows &rows)
                 set_aside_error(m, rows, row, row_failed, "a natural key does not convert: ");
         }
         for (int64 row = 0; row < n; row++)
-            for (int c = 0; c < m.ncolumns; c++)
-                if (waiting[c] != nullptr && waiting[c][row] && !rows.settled[row])
-                    note_wait(w, row, m.column_rank[c],
-                              psprintf("waiting for %s %s",
-                                       relid_name(resolver_parent(m.columns[c].reference)),
-                                       JsonbToCString(nullptr, rows.keys[c][row], -1)));
+            for (int c = 0; c < m.ncolumns; c++) {
+                if (waiting[c] == nullptr || !waiting[c][row] || rows.settled[row])
+                    continue;
+                // A tombstone whose key's referenced row is not here has no row here either.
+                if (!rows.deleted[row] && m.reg->lww && parent_deleted(m, rows, c, row))
+                    follow_deleted_parent(m, rows, c, row);
+                if (rows.deleted[row]) {
+                    rows.absent[row] |= c < m.reg->nkey;
+                    continue;
+                }
+                if (rows.values.nulls[c][row] && rows.keys[c][row] == nullptr)
+                    continue; // set NULL by follow_deleted_parent
+                note_wait(w, row, m.column_rank[c],
+                          psprintf("waiting for %s %s",
+                                   relid_name(resolver_parent(m.columns[c].reference)),
+                                   JsonbToCString(nullptr, rows.keys[c][row], -1)));
+            }
     }
     for (int p = 0; p < m.nplain; p++)
         check_plain_reference(m, rows, m.plain[p], w);

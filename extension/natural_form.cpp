@@ -5,26 +5,15 @@
 #include "registration.hpp"
 #include "spi_calls.hpp"
 #include "state_access.hpp"
+#include "tombstones.hpp"
 #include "work_array.hpp"
 
 namespace idsync {
 
 namespace {
 
-// A translated reference: `column` holds ids of `parent_column` of `parent`.
-struct Translated {
-    char *column;
-    Oid parent;
-    char *parent_column;
-};
+} // namespace
 
-struct TranslatedList {
-    Translated *refs;
-    int n;
-};
-
-// The translated references of `relid` as idsync._translated lists them (which refuses the
-// foreign keys replication cannot follow), in the caller's memory.
 TranslatedList translated(Oid relid)
 {
     MemoryContext caller = CurrentMemoryContext;
@@ -51,6 +40,8 @@ TranslatedList translated(Oid relid)
     SPI_finish();
     return list;
 }
+
+namespace {
 
 const Translated *find(const TranslatedList &list, const char *column)
 {
@@ -109,6 +100,21 @@ char *natural_key(Walk *walk, Oid parent, const char *parent_column, const char 
 
 } // namespace
 
+char *natural_key_by_id(Oid parent, const char *parent_column)
+{
+    Walk json, hash;
+    json.purpose = NaturalPurpose::json;
+    hash.purpose = NaturalPurpose::hash;
+    initStringInfo(&json.joins);
+    initStringInfo(&hash.joins);
+    char *json_key = natural_key(&json, parent, parent_column, "c.x", "pj", 1);
+    char *hash_key = natural_key(&hash, parent, parent_column, "c.x", "ph", 1);
+    return psprintf("SELECT %s, %s FROM (SELECT $1::pg_catalog.int8 AS x) c%s%s WHERE pj.%s IS NOT "
+                    "NULL",
+                    json_key, hash_key, json.joins.data, hash.joins.data,
+                    quote_identifier(parent_column));
+}
+
 char *natural_select(Oid relid, const char *source, NaturalPurpose purpose, const char *extra)
 {
     require_replicable(relid);
@@ -160,7 +166,7 @@ namespace {
 // The plan's query of items_since for `relid`: (point, item, origin) of the changes after $1 up
 // to $2, at most $3, in point order; $4 the receiver, $5 this node. A row the receiver wrote
 // itself goes as its point alone (item NULL): it moves the receiver's sync point, nothing else.
-char *items_query(Oid relid)
+char *live_items_query(Oid relid)
 {
     require_replicable(relid);
     const Registration *reg = load_registration(relid, CurrentMemoryContext);
@@ -188,6 +194,17 @@ char *items_query(Oid relid)
                     "OPERATOR(pg_catalog.-) 'idsync_origin'::pg_catalog.text END, "
                     "COALESCE(n.idsync_origin, $5) FROM (%s) n ORDER BY n.%s",
                     point, quote_literal_cstr(reg->point_column), rows, point);
+}
+
+// In lww tables, the tombstones too, in the same point order.
+char *items_query(Oid relid)
+{
+    char *live = live_items_query(relid);
+    const Registration *reg = load_registration(relid, CurrentMemoryContext);
+    if (!reg->lww)
+        return live;
+    return psprintf("SELECT * FROM ((%s) UNION ALL (%s)) u ORDER BY 1 LIMIT $3", live,
+                    tombstone_items_query(relid, reg));
 }
 
 } // namespace

@@ -22,6 +22,26 @@ enum class NaturalPurpose {
     hash  // the row hash of the key's columns (a uuid)
 };
 
+// A translated reference: `column` holds ids of `parent_column` of `parent`.
+struct Translated {
+    char *column;
+    Oid parent;
+    char *parent_column;
+};
+
+struct TranslatedList {
+    Translated *refs;
+    int n;
+};
+
+// The translated references of `relid` as idsync._translated lists them (which refuses the
+// foreign keys replication cannot follow), in the caller's memory.
+TranslatedList translated(Oid relid);
+
+// "SELECT <natural key as jsonb>, <its row hash> FROM ... WHERE found": the natural key of the
+// row of `parent` whose `parent_column` is $1 (bigint); no row when there is none.
+char *natural_key_by_id(Oid parent, const char *parent_column);
+
 // "SELECT <the replicated columns, references in natural form>[, extra] FROM <source> c
 // <joins>": `source` is a relation or a parenthesized query with the columns of `relid`, and
 // `extra` more items over it (alias c); both made by idsync. Checks, as idsync._registration,

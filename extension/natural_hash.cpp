@@ -1,6 +1,7 @@
 #include "natural_hash.hpp"
 
 #include "boundary.hpp"
+#include "natural_key.hpp"
 #include "state_access.hpp"
 #include "work_array.hpp"
 
@@ -32,6 +33,9 @@ NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext c
     h->types = work_array<Oid>(h->nrefs);
     h->queries = work_array<const char *>(h->nrefs);
     h->prepared = work_array0<SPIPlanPtr>(h->nrefs);
+    h->parents = work_array0<Oid>(h->nrefs);
+    h->parent_attnums = work_array0<AttrNumber>(h->nrefs);
+    List *fkeys = RelationGetFKeyList(rel);
     for (int r = 0; r < h->nrefs; r++) {
         const char *column = reg->reference_columns[r];
         h->attnums[r] = SPI_fnumber(desc, column);
@@ -40,6 +44,14 @@ NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext c
                  RelationGetRelationName(rel));
         h->types[r] = TupleDescAttr(desc, h->attnums[r] - 1)->atttypid;
         h->queries[r] = pstrdup(reg->reference_queries[r]);
+        ListCell *lc;
+        foreach (lc, fkeys) {
+            auto *fk = static_cast<ForeignKeyCacheInfo *>(lfirst(lc));
+            if (fk->nkeys == 1 && fk->conkey[0] == h->attnums[r]) {
+                h->parents[r] = fk->confrelid;
+                h->parent_attnums[r] = fk->confkey[0];
+            }
+        }
         for (int c = 0; c < h->plan->ncolumns; c++)
             if (h->plan->attnums[c] == h->attnums[r])
                 fmgr_info_cxt(F_UUID_SEND, &h->plan->send[c], context);
@@ -52,6 +64,20 @@ NaturalHash *natural_hash(Relation rel, const Registration *reg, MemoryContext c
     MemoryContextRegisterResetCallback(context, callback);
     MemoryContextSwitchTo(caller);
     return h;
+}
+
+bool deleted_reference_hash(const NaturalHash *h, int ref, int64 id, pg_uuid_t *out)
+{
+    NaturalKey key;
+    if (h->parents[ref] == InvalidOid ||
+        !deleted_key(h->parents[ref], h->parent_attnums[ref], id, &key))
+        return false;
+    RowHash k = key.hash;
+    for (int i = 0; i < 8; i++) {
+        out->data[i] = (unsigned char)(k.h1 >> (56 - 8 * i));
+        out->data[8 + i] = (unsigned char)(k.h2 >> (56 - 8 * i));
+    }
+    return true;
 }
 
 int64 reference_id(Datum value, Oid type)
@@ -94,6 +120,10 @@ RowHash natural_row_hash(NaturalHash *h, const Datum *values, const bool *nulls)
         Datum hash = SPI_processed == 0 ? Datum(0)
                                         : SPI_getbinval(SPI_tuptable->vals[0],
                                                         SPI_tuptable->tupdesc, 2, &null_hash);
+        if (null_hash && deleted_reference_hash(h, r, reference_id(row[at], h->types[r]), &keys[r])) {
+            row[at] = UUIDPGetDatum(&keys[r]);
+            continue;
+        }
         row_nulls[at] = null_hash;
         if (!null_hash) {
             keys[r] = *DatumGetUUIDP(hash);

@@ -19,7 +19,13 @@ struct NaturalHash {
     const char *
         *queries; // per reference: (id, key hash) of the referenced rows whose ids are in $1
     SPIPlanPtr *prepared; // per reference: prepared on first use, freed with the context
+    Oid *parents;               // per reference: the referenced table
+    AttrNumber *parent_attnums; // per reference: the referenced column
 };
+
+// The row hash of the key of the row of `parent` whose column `attnum` holds `id`, for a row
+// deleted earlier in this transaction (natural_key.hpp): what a reference to it hashes as.
+bool deleted_reference_hash(const NaturalHash *hash, int ref, int64 id, pg_uuid_t *out);
 
 // For table `rel` with registration `reg`, in `context` (whose reset or deletion frees the
 // lookups' plans).

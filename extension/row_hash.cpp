@@ -75,6 +75,23 @@ HashPlan *build_hash_plan(TupleDesc desc, ArrayType *excluded)
     return build_hash_plan(desc, strings, kept);
 }
 
+RowHash hash_sent(int n, bytea *const *sent)
+{
+    uint64 h1 = kSeed1, h2 = kSeed2;
+    for (int c = 0; c < n; c++) {
+        if (sent[c] == nullptr) {
+            h1 = hash_bytes_uint32_extended(kNullMarker, h1);
+            h2 = hash_bytes_uint32_extended(kNullMarker, h2);
+            continue;
+        }
+        int len = VARSIZE(sent[c]) - VARHDRSZ;
+        const unsigned char *data = reinterpret_cast<const unsigned char *>(VARDATA(sent[c]));
+        h1 = hash_bytes_extended(data, len, hash_bytes_uint32_extended((uint32)len, h1));
+        h2 = hash_bytes_extended(data, len, hash_bytes_uint32_extended((uint32)len, h2));
+    }
+    return {h1, h2};
+}
+
 RowHash hash_row(const HashPlan *plan, const Datum *values, const bool *nulls)
 {
     uint64 h1 = kSeed1, h2 = kSeed2;

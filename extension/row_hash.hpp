@@ -30,6 +30,10 @@ HashPlan *build_hash_plan(TupleDesc desc, char **excluded, int nexcluded);
 // Hashes a deformed row (values and nulls indexed by attribute number - 1).
 RowHash hash_row(const HashPlan *plan, const Datum *values, const bool *nulls);
 
+// The hash of values already in their send form, in the order given (nullptr for NULL): what
+// hash_row computes from them.
+RowHash hash_sent(int n, bytea *const *sent);
+
 // The fields of a composite value (a record argument) whose row type is `desc`, in fresh arrays.
 void deform_record(HeapTupleHeader record, TupleDesc desc, Datum **values, bool **nulls);
 

@@ -230,12 +230,12 @@ void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww)
                         DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&roles.node))),
                         DatumGetCString(DirectFunctionCall1(
                             uuid_out, UUIDPGetDatum(const_cast<pg_uuid_t *>(source)))))));
-    AclMode needed = ACL_INSERT | ACL_SELECT | (lww ? ACL_UPDATE : 0);
+    AclMode needed = ACL_INSERT | ACL_SELECT | (lww ? ACL_UPDATE | ACL_DELETE : 0);
     if (pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed)
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied for table %s", relid_name(relid)),
                         errdetail("A merge needs SELECT and INSERT%s on the table.",
-                                  lww ? " and UPDATE" : "")));
+                                  lww ? ", UPDATE and DELETE" : "")));
 }
 
 } // namespace idsync

@@ -73,7 +73,7 @@ bool node_retired(const pg_uuid_t *node);
 
 // ERROR 55000 when `source` is a retired node; ERROR 42501 unless the caller may merge rows into
 // `relid`, in the name of `source` when given: administrators may; a peer role may when it speaks
-// for `source` and holds SELECT and INSERT (and UPDATE for lww) on the table.
+// for `source` and holds SELECT and INSERT (and UPDATE and DELETE for lww) on the table.
 void require_merge_rights(Oid relid, const pg_uuid_t *source, bool lww);
 
 // Raises the sync point of `remote` for `relid` to at least `point` (as idsync._raise_sync):

@@ -1,11 +1,58 @@
-// idsync.tombstone_trigger: the BEFORE DELETE row trigger of lww tables. A DELETE keeps the row
-// as a tombstone (its tombstone column set, which gives it a new version through the change
-// trigger), so that the delete replicates and an older copy of the row cannot come back. Only
-// reclaim, under idsync's own flag, deletes rows for good.
+// idsync.tombstone_trigger: the BEFORE DELETE row trigger of lww tables. The row is deleted as
+// the user asked; what replicates the delete is its tombstone, kept in idsync.tombstones
+// (tombstones.hpp) with a version newer than the row's, at a new change point. The row's natural
+// key is also remembered for the rest of the transaction, so that rows deleted after it by the
+// same statement (ON DELETE CASCADE, SET NULL) still find the key they referenced.
+//
+// A row a merge deletes (an incoming tombstone) gets its tombstone from the merge, with the
+// version it came with; one that reclaim or an upgrade moves out is not a delete at all.
 #include "applying.hpp"
 #include "boundary.hpp"
+#include "hlc.hpp"
+#include "natural_key.hpp"
 #include "registration.hpp"
 #include "state_access.hpp"
+#include "tombstones.hpp"
+#include "work_array.hpp"
+
+namespace {
+
+struct TombstoneColumns {
+    Oid relid;
+    const idsync::Registration *reg;
+    AttrNumber version;
+    idsync::KeyPlan *key;
+};
+
+const TombstoneColumns *tombstone_columns(FunctionCallInfo fcinfo, TriggerData *td)
+{
+    auto *cached = static_cast<TombstoneColumns *>(fcinfo->flinfo->fn_extra);
+    Oid relid = RelationGetRelid(td->tg_relation);
+    if (cached != nullptr && cached->relid == relid)
+        return cached;
+    MemoryContext context = fcinfo->flinfo->fn_mcxt;
+    const idsync::Registration *reg =
+        idsync::trigger_registration(td, context, "idsync.tombstone_trigger");
+    if (!reg->lww)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("idsync.tombstone_trigger fired on \"%s\", which is not an lww table",
+                        RelationGetRelationName(td->tg_relation))));
+    auto *columns =
+        static_cast<TombstoneColumns *>(MemoryContextAllocZero(context, sizeof(TombstoneColumns)));
+    columns->relid = relid;
+    columns->reg = reg;
+    columns->version = SPI_fnumber(RelationGetDescr(td->tg_relation), reg->version_column);
+    if (columns->version <= 0)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("version column \"%s\" of \"%s\" does not exist",
+                               reg->version_column, RelationGetRelationName(td->tg_relation))));
+    columns->key = idsync::key_plan(relid, context);
+    fcinfo->flinfo->fn_extra = columns;
+    return columns;
+}
+
+} // namespace
 
 IDSYNC_FUNCTION(idsync_tombstone_trigger)
 {
@@ -18,31 +65,26 @@ IDSYNC_FUNCTION(idsync_tombstone_trigger)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("idsync.tombstone_trigger must fire BEFORE DELETE FOR EACH ROW")));
     Relation rel = td->tg_relation;
-    Oid relid = RelationGetRelid(rel);
-    auto *reg = static_cast<const idsync::Registration *>(fcinfo->flinfo->fn_extra);
-    if (reg == nullptr || reg->relid != relid) {
-        reg = idsync::trigger_registration(td, fcinfo->flinfo->fn_mcxt, "idsync.tombstone_trigger");
-        fcinfo->flinfo->fn_extra = const_cast<idsync::Registration *>(reg);
-    }
-    if (!reg->lww)
-        ereport(ERROR,
-                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                 errmsg("idsync.tombstone_trigger fired on \"%s\", which is not an lww table",
-                        RelationGetRelationName(rel))));
-    if (idsync::applying(relid, idsync::ApplyPurpose::reclaim))
+    const TombstoneColumns *columns = tombstone_columns(fcinfo, td);
+    if (idsync::applying(columns->relid, idsync::ApplyPurpose::reclaim))
         return PointerGetDatum(td->tg_trigtuple);
 
-    const char *tombstone = quote_identifier(reg->tombstone_column);
-    char *sql = psprintf("UPDATE %s SET %s = true WHERE ctid OPERATOR(pg_catalog.=) $1 AND NOT %s",
-                         idsync::relid_name(relid), tombstone, tombstone);
-    Oid type = TIDOID;
-    Datum ctid = PointerGetDatum(&td->tg_trigtuple->t_self);
-    int pinned = idsync::pin_search_path();
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "idsync could not connect to SPI");
-    if (SPI_execute_with_args(sql, 1, &type, &ctid, nullptr, false, 0) != SPI_OK_UPDATE)
-        elog(ERROR, "idsync: turning a row into a tombstone failed");
-    SPI_finish();
-    idsync::unpin_search_path(pinned);
-    return PointerGetDatum(nullptr);
+    TupleDesc desc = RelationGetDescr(rel);
+    Datum *values = idsync::work_array<Datum>(desc->natts);
+    bool *nulls = idsync::work_array<bool>(desc->natts);
+    heap_deform_tuple(td->tg_trigtuple, desc, values, nulls);
+    idsync::NaturalKey key;
+    if (!idsync::natural_key_of_row(columns->key, values, nulls, &key))
+        ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+                        errmsg("idsync: a row of \"%s\" references a row that is gone",
+                               RelationGetRelationName(rel)),
+                        errdetail("Its natural key cannot be kept for its tombstone.")));
+    idsync::remember_deleted(columns->reg, desc, values, nulls, key);
+    if (!idsync::applying(columns->relid, idsync::ApplyPurpose::merge)) {
+        int at = columns->version - 1;
+        int64 previous = nulls[at] ? 0 : DatumGetInt64(values[at]);
+        int64 version = Max(idsync::hlc_now(), previous + 1);
+        idsync::record_tombstone(columns->relid, key, version, nullptr);
+    }
+    return PointerGetDatum(td->tg_trigtuple);
 }

@@ -80,6 +80,27 @@ CREATE TABLE rejects (
 );
 CREATE INDEX ON rejects (relid);
 
+-- Tombstones of lww tables: the natural key of each deleted row (as items carry it) and its row
+-- hash, the version that deleted it, its change point and the node it came from (NULL: this
+-- one). A delete removes the row from the user's table; its tombstone replicates and keeps an
+-- older copy from coming back until reclaim purges it. hash1 and hash2 are the tombstone's
+-- share of the table's content hash (idsync._tombstone_hash(key_hash, version));
+-- replaced_version is the version a newer tombstone replaced (extension/tombstones.cpp).
+CREATE TABLE tombstones (
+    relid oid NOT NULL,
+    key_hash uuid NOT NULL,
+    key jsonb NOT NULL,
+    version bigint NOT NULL,
+    point bigint NOT NULL,
+    origin uuid,
+    deleted_at timestamptz NOT NULL DEFAULT now(),
+    hash1 bigint NOT NULL,
+    hash2 bigint NOT NULL,
+    replaced_version bigint,
+    PRIMARY KEY (relid, key_hash)
+);
+CREATE INDEX ON tombstones (relid, point);
+
 -- The roles granted a kind (admin, daemon, peer) by the extension's owner; a peer role speaks
 -- for the node node_id. By name, so that dumps restore them.
 CREATE TABLE roles (
@@ -124,6 +145,7 @@ SELECT pg_catalog.pg_extension_config_dump('table_deltas', '');
 SELECT pg_catalog.pg_extension_config_dump('incoming_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('outgoing_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('rejects', '');
+SELECT pg_catalog.pg_extension_config_dump('tombstones', '');
 SELECT pg_catalog.pg_extension_config_dump('resync_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('retired_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('discarded_rejects', '');

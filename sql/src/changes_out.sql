@@ -46,3 +46,13 @@ AS 'MODULE_PATHNAME', 'idsync_items_since' LANGUAGE C VOLATILE
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION items_since(regclass, bigint, integer, bigint, uuid) IS
 'the next changes after a point, in point order, up to the stable point (and up_to): (point, the row by column name without local columns, references as natural keys, the node that wrote it); a row to_node wrote comes as its point alone';
+
+-- The tombstones of an lww table after a point, as items_since returns changes: a bulk copy
+-- streams the live rows, then sends these through merge_items.
+CREATE FUNCTION tombstones_since(target regclass, point bigint, max_rows integer DEFAULT 1000,
+                                 up_to bigint DEFAULT NULL, to_node uuid DEFAULT NULL)
+RETURNS TABLE (point bigint, item jsonb, origin uuid)
+AS 'MODULE_PATHNAME', 'idsync_tombstones_since' LANGUAGE C VOLATILE
+SET enable_seqscan = off SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION tombstones_since(regclass, bigint, integer, bigint, uuid) IS
+'the tombstones of an lww table after a point, in point order, up to the stable point (and up_to), as items_since returns changes';

@@ -11,6 +11,32 @@ AS 'MODULE_PATHNAME', 'idsync_content_state_query' LANGUAGE C STABLE SET search_
 CREATE FUNCTION _ref_hash_query(parent regclass, parent_column name) RETURNS text
 AS 'MODULE_PATHNAME', 'idsync_ref_hash_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 
+-- The tombstones' share of a table's content hash, computed afresh from their keys and versions.
+CREATE FUNCTION _tombstones_state(target regclass, OUT hash1 bigint, OUT hash2 bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(bit_xor(('x' || left(h, 16))::bit(64)::int8), 0),
+           coalesce(bit_xor(('x' || right(h, 16))::bit(64)::int8), 0)
+    FROM (SELECT replace(idsync._tombstone_hash(t.key_hash, t.version)::text, '-', '') AS h
+          FROM idsync.tombstones t WHERE t.relid = target) x
+$$;
+
+-- The content state of a registered table computed afresh, as sync_info keeps it: its rows,
+-- references hashed as the natural keys they point at, and its tombstones. Read as the caller
+-- (who must be able to read every row, and idsync's tables).
+CREATE FUNCTION table_hash(target regclass, OUT row_count bigint, OUT hash1 bigint, OUT hash2 bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reg idsync.tables := idsync._registration(target);
+    tomb record;
+BEGIN
+    EXECUTE idsync._content_state_query(target) INTO row_count, hash1, hash2;
+    SELECT * INTO tomb FROM idsync._tombstones_state(target);
+    hash1 := hash1 # tomb.hash1;
+    hash2 := hash2 # tomb.hash2;
+END $$;
+COMMENT ON FUNCTION table_hash(regclass) IS
+'the content state of a registered table recomputed from its rows and tombstones: what sync_info keeps incrementally';
+
 -- The content state of a table (row count and hash) computed afresh from its rows, references
 -- hashed as the natural keys they point at. SECURITY DEFINER: it reads every row whatever the
 -- policies, and its effect is fixed by the table's rows and registration alone.
@@ -24,9 +50,11 @@ BEGIN
     -- for the table's references (_refresh_content_triggers), by stored columns before.
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', target);
     IF cardinality(reg.reference_columns) > 0 THEN
-        EXECUTE idsync._content_state_query(target) INTO state;
+        SELECT * INTO state FROM idsync.table_hash(target);
     ELSE
-        SELECT * INTO state FROM idsync.table_hash(target, reg.local_columns::text[]);
+        SELECT s.row_count, s.hash1 # t.hash1 AS hash1, s.hash2 # t.hash2 AS hash2 INTO state
+        FROM idsync.table_hash(target, reg.local_columns::text[]) s,
+             idsync._tombstones_state(target) t;
     END IF;
     DELETE FROM idsync.table_deltas d WHERE d.relid = target;
     UPDATE idsync.tables t SET row_count = state.row_count, hash1 = state.hash1, hash2 = state.hash2

@@ -43,3 +43,7 @@ AS 'MODULE_PATHNAME', 'idsync_content_trigger' LANGUAGE C SET search_path = pg_c
 
 CREATE FUNCTION tombstone_trigger() RETURNS trigger
 AS 'MODULE_PATHNAME', 'idsync_tombstone_trigger' LANGUAGE C;
+
+-- A tombstone's share of its table's content hash (extension/tombstones.cpp).
+CREATE FUNCTION _tombstone_hash(key_hash uuid, version bigint) RETURNS uuid
+AS 'MODULE_PATHNAME', 'idsync_tombstone_hash' LANGUAGE C IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp;

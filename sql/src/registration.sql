@@ -357,11 +357,11 @@ BEGIN
               || ARRAY(SELECT attname FROM pg_attribute
                        WHERE attrelid = target AND attnum > 0 AND attgenerated <> '');
 
-    -- lww: the version and tombstone columns, added when missing.
+    -- lww: the version column, added when missing. Deletes really delete: the tombstone column
+    -- only names the marker of tombstones in items (a column of that name stays local).
     IF mode = 'lww' THEN
         IF version_column = ANY (keys) OR tombstone_column = ANY (keys)
-           OR version_column = ANY (locals) OR tombstone_column = ANY (locals)
-           OR version_column = tombstone_column THEN
+           OR version_column = ANY (locals) OR version_column = tombstone_column THEN
             RAISE EXCEPTION 'the version and tombstone columns must be distinct, replicated, non-key columns'
                 USING ERRCODE = '22023';
         END IF;
@@ -377,19 +377,8 @@ BEGIN
                            target, version_column);
         END IF;
         IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = tombstone_column
-                   AND attnum > 0 AND NOT attisdropped) THEN
-            IF (SELECT atttypid FROM pg_attribute WHERE attrelid = target
-                AND attname = tombstone_column) <> 'bool'::regtype THEN
-                RAISE EXCEPTION 'tombstone column % must be boolean', quote_ident(tombstone_column)
-                    USING ERRCODE = '42804';
-            END IF;
-            EXECUTE format('UPDATE %s SET %I = false WHERE %I IS NULL', target,
-                           tombstone_column, tombstone_column);
-            EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT false, ALTER COLUMN %I SET NOT NULL',
-                           target, tombstone_column, tombstone_column);
-        ELSE
-            EXECUTE format('ALTER TABLE %s ADD COLUMN %I boolean NOT NULL DEFAULT false',
-                           target, tombstone_column);
+                   AND attnum > 0 AND NOT attisdropped) AND tombstone_column <> ALL (locals) THEN
+            locals := locals || tombstone_column;
         END IF;
     END IF;
 

@@ -14,11 +14,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                 THEN kind = 'admin' OR p.proname <> ALL (ARRAY[
                          '_replicate_table', '_unreplicate_table', '_register', '_forget',
                          '_attach_triggers', '_add_key_trigger', '_refresh_content_triggers',
-                         '_recompute_content_state', '_build_plan', '_purge_syncs',
+                         '_recompute_content_state', '_build_plan', '_purge_syncs', '_purge_tombstones',
                          '_registration_changed'])
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
-                                   'items_since', 'bulk_query', 'merge_syncs', 'stable_point',
+                                   'items_since', 'tombstones_since', 'bulk_query', 'merge_syncs', 'stable_point',
                                    'compact', 'row_hash', 'node_id', 'request_resync']
           WHEN 'peer' THEN ARRAY['sync_info', 'get_sync', 'get_syncs', 'merge_items',
                                  'merge_staged', 'merge_syncs', 'create_staging', 'retry_waiting',
@@ -27,7 +27,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
           WHEN 'admin' THEN ARRAY['replicate', 'unreplicate', 'reclaim', 'compact', 'retry_rejects',
                                   'discard_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
-                                  'get_syncs', 'items_since', 'bulk_query', 'merge_items',
+                                  'get_syncs', 'items_since', 'tombstones_since', 'bulk_query',
+                                  'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
                                   'begin_bulk', 'end_bulk', 'request_resync', 'retire_node',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
