@@ -38,6 +38,11 @@ constexpr const char *next_batch =
     "SELECT count(*), coalesce(max(i.point), -1), "
     "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text, count(*) FILTER (WHERE i.item IS NULL) "
     "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint, $5::uuid) i";
+// The tombstones of an lww table a bulk copy sends after its rows (none for insert_only tables).
+constexpr const char *next_tombstones =
+    "SELECT count(*), coalesce(max(i.point), -1), coalesce(jsonb_agg(i ORDER BY i.point), "
+    "'[]')::text FROM idsync.tombstones_since($1::regclass, $2::bigint, $3::integer, $4::bigint, "
+    "$5::uuid) i";
 constexpr const char *merge_batch =
     "SELECT received, rejected FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid)";
 constexpr const char *merge_points = "SELECT idsync.merge_syncs($1::regclass, $2::jsonb)";
@@ -299,6 +304,33 @@ Task<uint64_t> stream_rows(PassContext &context, const TableInfo &table, const s
     co_return rows;
 }
 
+// The tombstones up to the cut, after a bulk copy's rows and in its transaction on the peer: a
+// copy carries the live rows only, and the peer must also learn what was deleted here (and keep
+// older copies of those rows from coming back). In batches of per_diff, through merge_items.
+Task<void> send_tombstones(PassContext &context, const TableInfo &table, const Preflight &preflight,
+                           TableOutcome &outcome)
+{
+    int64_t after = -1;
+    for (;;) {
+        if (context.stopping)
+            throw Stopped{};
+        PgResult batch = co_await context.local.query(
+            sql::next_tombstones, table.name, std::to_string(after),
+            std::to_string(context.config.per_diff), std::to_string(context.cut),
+            rows_for(preflight));
+        int64_t rows = batch.int64(0, 0);
+        if (rows == 0)
+            break;
+        PgResult merged = co_await context.remote.query(sql::merge_batch, table.name,
+                                                        batch.text(0, 2), preflight.local.node_id);
+        outcome.rows_sent += rows;
+        outcome.rejects += merged.int64(0, 1);
+        after = batch.int64(0, 1);
+        if (rows < context.config.per_diff)
+            break;
+    }
+}
+
 // The direct path of a bulk copy: when the table is empty on the peer and nobody writes it
 // there, idsync.begin_bulk locks it and the rows go by COPY straight into it, in key order; the
 // peer's incoming point moves to the cut in the same transaction (end_bulk). Returns whether it
@@ -321,6 +353,7 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
         uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
                                              "COPY " + table.name + " (" + table.columns +
                                                  ", idsync_origin) FROM STDIN");
+        co_await send_tombstones(context, table, preflight, outcome);
         PgParams end_params{table.name, preflight.local.node_id, std::to_string(point)};
         double timeout = context.config.node_timeout * std::max(1.0, rows / 10000.0);
         co_await context.remote.query_params(sql::end_bulk, std::move(end_params), timeout);
@@ -381,6 +414,7 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
     PgResult merged = co_await context.remote.query_params(sql::merge_staged,
                                                            std::move(merge_params), merge_timeout);
+    co_await send_tombstones(context, table, preflight, outcome);
     if (context.pass_on_syncs)
         co_await context.remote.query(sql::merge_points, table.name, table.syncs);
     co_await context.remote.query("COMMIT");

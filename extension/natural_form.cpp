@@ -17,6 +17,9 @@ namespace {
 TranslatedList translated(Oid relid)
 {
     MemoryContext caller = CurrentMemoryContext;
+    // As the owner: it reads the catalogs and idsync's registrations only, and the triggers of
+    // registered tables call it in the name of writers who may not run idsync's functions.
+    OwnerScope scope = enter_owner_scope();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
     Oid types[1] = {OIDOID};
@@ -38,6 +41,7 @@ TranslatedList translated(Oid relid)
         list.refs[i].parent_column = MemoryContextStrdup(caller, SPI_getvalue(row, desc, 3));
     }
     SPI_finish();
+    leave_owner_scope(scope);
     return list;
 }
 

@@ -35,7 +35,7 @@ struct TranslatedList {
 };
 
 // The translated references of `relid` as idsync._translated lists them (which refuses the
-// foreign keys replication cannot follow), in the caller's memory.
+// foreign keys replication cannot follow), in the caller's memory. Read as idsync's owner.
 TranslatedList translated(Oid relid);
 
 // "SELECT <natural key as jsonb>, <its row hash> FROM ... WHERE found": the natural key of the

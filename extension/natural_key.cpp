@@ -1,5 +1,7 @@
 #include "natural_key.hpp"
 
+#include "boundary.hpp"
+#include "insert_missing.hpp"
 #include "kept_plans.hpp"
 #include "natural_form.hpp"
 #include "natural_hash.hpp"
@@ -26,6 +28,30 @@ int compare_parts(const void *a, const void *b)
     return strcmp(static_cast<const KeyPart *>(a)->name, static_cast<const KeyPart *>(b)->name);
 }
 
+// Whether key column `attnum` of `rel` is a translated reference (a foreign key of its own to a
+// local column of a registered table, as idsync._translated finds them), and to what. Read from
+// the relcache: the other foreign keys of the table do not matter here.
+bool translated_key_column(Relation rel, AttrNumber attnum, Oid *parent, AttrNumber *parent_attnum)
+{
+    List *fkeys = RelationGetFKeyList(rel);
+    ListCell *lc;
+    foreach (lc, fkeys) {
+        auto *fk = static_cast<ForeignKeyCacheInfo *>(lfirst(lc));
+        if (fk->nkeys != 1 || fk->conkey[0] != attnum)
+            continue;
+        const Registration *reg = load_registration(fk->confrelid, CurrentMemoryContext);
+        if (reg == nullptr)
+            continue;
+        const char *column = get_attname(fk->confrelid, fk->confkey[0], false);
+        if (!registered_name_among(column, reg->local_columns, reg->nlocal))
+            continue;
+        *parent = fk->confrelid;
+        *parent_attnum = fk->confkey[0];
+        return true;
+    }
+    return false;
+}
+
 KeyPlan *build_plan(Oid relid, MemoryContext context, int depth)
 {
     if (depth > kMaxNesting)
@@ -36,7 +62,6 @@ KeyPlan *build_plan(Oid relid, MemoryContext context, int depth)
     if (reg == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("table %s is not registered for replication", relid_name(relid))));
-    TranslatedList refs = translated(relid);
     MemoryContext caller = MemoryContextSwitchTo(context);
     auto *plan = static_cast<KeyPlan *>(palloc0(sizeof(KeyPlan)));
     plan->relid = relid;
@@ -53,12 +78,13 @@ KeyPlan *build_plan(Oid relid, MemoryContext context, int depth)
                  relid_name(relid));
         Form_pg_attribute att = TupleDescAttr(desc, part.attnum - 1);
         part.type = att->atttypid;
-        for (int r = 0; r < refs.n && part.parent == nullptr; r++) {
-            if (strcmp(refs.refs[r].column, part.name) != 0)
-                continue;
-            part.parent_attnum = get_attnum(refs.refs[r].parent, refs.refs[r].parent_column);
-            part.lookup = natural_key_by_id(refs.refs[r].parent, refs.refs[r].parent_column);
-            part.parent = build_plan(refs.refs[r].parent, context, depth + 1);
+        Oid parent;
+        AttrNumber parent_attnum;
+        if (translated_key_column(rel, part.attnum, &parent, &parent_attnum)) {
+            const char *parent_column = get_attname(parent, parent_attnum, false);
+            part.parent_attnum = parent_attnum;
+            part.lookup = natural_key_by_id(parent, parent_column);
+            part.parent = build_plan(parent, context, depth + 1);
         }
         if (part.parent == nullptr) {
             prepare_item_column(part.column, att);
@@ -306,3 +332,36 @@ bool deleted_key(Oid relid, AttrNumber attnum, int64 id, NaturalKey *out)
 }
 
 } // namespace idsync
+
+using namespace idsync;
+
+// idsync._natural_key(target regclass, row_value record, OUT key jsonb, OUT key_hash uuid): the
+// natural key of a row of registered table `target` (a value of its row type), as a tombstone
+// keeps it; NULLs when a row it references is not here. Read as the caller.
+IDSYNC_FUNCTION(idsync_natural_key)
+{
+    Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
+    HeapTupleHeader record = DatumGetHeapTupleHeader(required_arg(fcinfo, 1, "row_value"));
+    require_replicable(relid);
+    TupleDesc result;
+    if (get_call_result_type(fcinfo, nullptr, &result) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "idsync._natural_key must return a record");
+    if (HeapTupleHeaderGetTypeId(record) != get_rel_type_id(relid))
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("row_value must be a row of %s", relid_name(relid))));
+    TupleDesc desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(record), -1);
+    Datum *values;
+    bool *nulls;
+    deform_record(record, desc, &values, &nulls);
+    ReleaseTupleDesc(desc);
+    KeyPlan *plan = key_plan(relid, CurrentMemoryContext);
+    NaturalKey key;
+    Datum out[2] = {0, 0};
+    bool out_nulls[2] = {true, true};
+    if (natural_key_of_row(plan, values, nulls, &key)) {
+        out[0] = JsonbPGetDatum(key.json);
+        out[1] = hash_as_uuid(key.hash);
+        out_nulls[0] = out_nulls[1] = false;
+    }
+    return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result), out, out_nulls));
+}

@@ -11,6 +11,11 @@ AS 'MODULE_PATHNAME', 'idsync_content_state_query' LANGUAGE C STABLE SET search_
 CREATE FUNCTION _ref_hash_query(parent regclass, parent_column name) RETURNS text
 AS 'MODULE_PATHNAME', 'idsync_ref_hash_query' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 
+-- The natural key of a row of `target` as its tombstone keeps it (extension/natural_key.cpp):
+-- the key's columns as items carry them, and the key's row hash.
+CREATE FUNCTION _natural_key(target regclass, row_value record, OUT key jsonb, OUT key_hash uuid)
+AS 'MODULE_PATHNAME', 'idsync_natural_key' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
 -- The tombstones' share of a table's content hash, computed afresh from their keys and versions.
 CREATE FUNCTION _tombstones_state(target regclass, OUT hash1 bigint, OUT hash2 bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$

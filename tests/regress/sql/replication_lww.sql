@@ -1,5 +1,6 @@
--- Replication state for a last-writer-wins table: versions, tombstones, merges that keep the
--- newer version and break ties the same way everywhere, Swift's diff-capped scenario, reclaim.
+-- Replication state for a last-writer-wins table: versions, deletes that remove the row and
+-- keep a tombstone in idsync.tombstones, inserts of deleted keys, merges that keep the newer
+-- version and break ties the same way everywhere, Swift's diff-capped scenario, reclaim.
 CREATE SCHEMA lww_a;
 CREATE SCHEMA lww_b;
 SET search_path = lww_a, public;
@@ -7,11 +8,13 @@ SET search_path = lww_a, public;
 CREATE TABLE lww_a.kv (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, v text);
 CREATE TABLE lww_b.kv (k text PRIMARY KEY, v text, ver bigint, gone boolean);
 
--- Registration: lww adds the version and tombstone columns the table lacks, checks those it has.
+-- Registration: lww adds the version column the table lacks, checks the one it has. The
+-- tombstone column only names the tombstone marker of items: a column of that name (lww_b's
+-- gone) stays in the table, not replicated.
 SELECT try($$SELECT idsync.replicate('lww_b.kv', '{k}', 'lww', 'v', 'gone')$$);
-SELECT try($$SELECT idsync.replicate('lww_b.kv', '{k}', 'lww', 'ver', 'v')$$);
 SELECT try($$SELECT idsync.replicate('lww_b.kv', '{k}', 'lww', 'k', 'gone')$$);
 SELECT try($$SELECT idsync.replicate('lww_b.kv', '{k}', 'lww', 'ver', 'ver')$$);
+SELECT try($$SELECT idsync.replicate('lww_b.kv', '{k}', 'lww', 'ver', 'k')$$);
 SELECT idsync.replicate('lww_a.kv', '{k}', 'lww', 'ver', 'gone');
 SELECT idsync.replicate('lww_b.kv', '{k}', 'lww', 'ver', 'gone');
 SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
@@ -30,13 +33,37 @@ UPDATE lww_a.kv SET v = 'eins', ver = :ahead WHERE k = 'a';
 SELECT ver = :ahead AS explicit_newer_version_kept FROM lww_a.kv WHERE k = 'a';
 UPDATE lww_a.kv SET v = 'one' WHERE k = 'a';
 SELECT ver = :ahead + 1 AS moves_past_the_explicit_one FROM lww_a.kv WHERE k = 'a';
--- A DELETE keeps the row as a tombstone with a newer version; deleting it again changes nothing.
-SELECT ver AS vb FROM lww_a.kv WHERE k = 'b' \gset
+-- A DELETE removes the row, as in any table, and keeps its tombstone with a newer version at a
+-- new change point; deleting it again deletes nothing.
+SELECT ver AS vb, idsync_point AS pb FROM lww_a.kv WHERE k = 'b' \gset
 DELETE FROM lww_a.kv WHERE k = 'b';
-SELECT k, v, gone, ver > :vb AS newer FROM lww_a.kv ORDER BY k;
-SELECT idsync_point AS pb FROM lww_a.kv WHERE k = 'b' \gset
+SELECT k, v FROM lww_a.kv ORDER BY k;
+SELECT key, version > :vb AS newer, point > :pb AS new_point, origin
+FROM idsync.tombstones WHERE relid = 'lww_a.kv'::regclass;
 DELETE FROM lww_a.kv WHERE k = 'b';
-SELECT idsync_point = :pb AS untouched FROM lww_a.kv WHERE k = 'b';
+SELECT count(*) AS rows_with_b FROM lww_a.kv WHERE k = 'b';
+-- An INSERT of the deleted key works: the row replaces its tombstone, with a newer version.
+SELECT version AS tb FROM idsync.tombstones WHERE relid = 'lww_a.kv'::regclass \gset
+INSERT INTO lww_a.kv (k, v) VALUES ('b', 'again');
+SELECT k, v, ver > :tb AS newer_than_tombstone FROM lww_a.kv WHERE k = 'b';
+SELECT count(*) AS tombstones FROM idsync.tombstones WHERE relid = 'lww_a.kv'::regclass;
+-- Also with an explicit older version: the row's version goes past the tombstone's.
+DELETE FROM lww_a.kv WHERE k = 'b';
+SELECT version AS tb FROM idsync.tombstones WHERE relid = 'lww_a.kv'::regclass \gset
+INSERT INTO lww_a.kv (k, v, ver) VALUES ('b', 'explicit', 5);
+SELECT k, v, ver = :tb + 1 AS just_past_the_tombstone FROM lww_a.kv WHERE k = 'b';
+-- A delete rolled back keeps the row and leaves no tombstone.
+BEGIN;
+DELETE FROM lww_a.kv WHERE k = 'b';
+ROLLBACK;
+SELECT k, v FROM lww_a.kv ORDER BY k;
+SELECT count(*) AS tombstones FROM idsync.tombstones WHERE relid = 'lww_a.kv'::regclass;
+DELETE FROM lww_a.kv WHERE k = 'b';
+-- The content hash covers the rows and the tombstones: the kept state is what table_hash
+-- recomputes.
+SELECT (SELECT content_hash FROM idsync.sync_info('lww_a.kv'))
+     = (SELECT lpad(to_hex(hash1), 16, '0') || lpad(to_hex(hash2), 16, '0')
+        FROM idsync.table_hash('lww_a.kv')) AS kept_is_recomputed;
 SELECT try($$TRUNCATE lww_a.kv$$);
 
 -- Merges keep the newer version, whichever side holds it.
@@ -44,36 +71,69 @@ INSERT INTO lww_b.kv (k, v, ver) VALUES ('a', 'older', 1), ('c', 'newer', :ahead
 SELECT received, inserted, updated, unchanged, rejected
 FROM idsync.merge_items('lww_b.kv', (SELECT jsonb_agg(i) FROM idsync.items_since('lww_a.kv', 0, 100) i));
 SELECT k, v, gone FROM lww_b.kv ORDER BY k;
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_b.kv'::regclass;
 SELECT received, inserted, updated, unchanged, rejected
 FROM idsync.merge_items('lww_a.kv', (SELECT jsonb_agg(i) FROM idsync.items_since('lww_b.kv', 0, 100) i));
-SELECT k, v, gone FROM lww_a.kv ORDER BY k;
+SELECT k, v FROM lww_a.kv ORDER BY k;
 SELECT (SELECT content_hash FROM idsync.sync_info('lww_a.kv'))
      = (SELECT content_hash FROM idsync.sync_info('lww_b.kv')) AS same_content;
 -- Idempotent: merging the same items again changes nothing, and writes nothing.
-SELECT max(idsync_point) AS a_last FROM lww_a.kv \gset
+SELECT (SELECT max_point FROM idsync.sync_info('lww_a.kv')) AS a_last \gset
 SELECT received, inserted, updated, unchanged, rejected
 FROM idsync.merge_items('lww_a.kv', (SELECT jsonb_agg(i) FROM idsync.items_since('lww_b.kv', 0, 100) i));
-SELECT max(idsync_point) = :a_last AS no_new_point FROM lww_a.kv;
+SELECT (SELECT max_point FROM idsync.sync_info('lww_a.kv')) = :a_last AS no_new_point;
 
--- A tombstone for a row this node never had is kept, so an older copy cannot come back.
-SELECT inserted FROM idsync.merge_items('lww_b.kv',
-    '[{"point": 1, "item": {"k": "z", "v": null, "ver": 500, "gone": true}}]');
+-- A tombstone for a row this node never had is kept, so an older copy cannot come back; a
+-- newer one replaces it.
+SELECT updated FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 1, "item": {"k": "z", "ver": 500, "gone": true}}]');
 SELECT inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv',
-    '[{"point": 2, "item": {"k": "z", "v": "zombie", "ver": 400, "gone": false}}]');
-SELECT k, v, ver, gone FROM lww_b.kv WHERE k = 'z';
+    '[{"point": 2, "item": {"k": "z", "v": "zombie", "ver": 400}}]');
+SELECT count(*) AS rows_with_z FROM lww_b.kv WHERE k = 'z';
+SELECT key, version FROM idsync.tombstones WHERE relid = 'lww_b.kv'::regclass AND key->>'k' = 'z';
+-- A tombstone and a row of the same version: the tombstone wins, in either order.
+SELECT inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 3, "item": {"k": "z", "v": "tie", "ver": 500}}]');
+SELECT count(*) AS rows_with_z FROM lww_b.kv WHERE k = 'z';
+SELECT inserted FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 4, "item": {"k": "y", "v": "tie", "ver": 600}}]');
+SELECT updated FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 5, "item": {"k": "y", "ver": 600, "gone": true}}]');
+SELECT count(*) AS rows_with_y FROM lww_b.kv WHERE k = 'y';
+-- An older tombstone loses to the row; a newer row replaces the tombstone.
+SELECT inserted FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 6, "item": {"k": "x", "v": "kept", "ver": 800}}]');
+SELECT updated, unchanged FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 7, "item": {"k": "x", "ver": 700, "gone": true}}]');
+SELECT inserted FROM idsync.merge_items('lww_b.kv',
+    '[{"point": 8, "item": {"k": "z", "v": "back", "ver": 900}}]');
+SELECT k, v, ver FROM lww_b.kv WHERE k IN ('x', 'y', 'z') ORDER BY k;
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_b.kv'::regclass ORDER BY key->>'k';
+-- Within one batch, the order of the items does not matter: a delete and a re-insert of the
+-- same key keep the newer of the two.
+SELECT received FROM idsync.merge_items('lww_b.kv', '[
+    {"point": 9, "item": {"k": "w", "ver": 1000, "gone": true}},
+    {"point": 10, "item": {"k": "w", "v": "old", "ver": 999}},
+    {"point": 11, "item": {"k": "v", "v": "new", "ver": 1001}},
+    {"point": 12, "item": {"k": "v", "ver": 1000, "gone": true}}]');
+SELECT k, v FROM lww_b.kv WHERE k IN ('v', 'w') ORDER BY k;
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_b.kv'::regclass AND key->>'k' IN ('v', 'w');
+SELECT (SELECT content_hash FROM idsync.sync_info('lww_b.kv'))
+     = (SELECT lpad(to_hex(hash1), 16, '0') || lpad(to_hex(hash2), 16, '0')
+        FROM idsync.table_hash('lww_b.kv')) AS kept_is_recomputed;
 
 -- Equal versions: the larger row hash wins, in either order and within one batch.
 SELECT received, inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv', '[
-    {"point": 3, "item": {"k": "t", "v": "left", "ver": 700, "gone": false}},
-    {"point": 4, "item": {"k": "t", "v": "right", "ver": 700, "gone": false}}]');
+    {"point": 13, "item": {"k": "t", "v": "left", "ver": 700}},
+    {"point": 14, "item": {"k": "t", "v": "right", "ver": 700}}]');
 SELECT v AS winner_in_batch FROM lww_b.kv WHERE k = 't';
 SELECT inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv',
-    '[{"point": 5, "item": {"k": "t", "v": "left", "ver": 700, "gone": false}}]');
+    '[{"point": 15, "item": {"k": "t", "v": "left", "ver": 700}}]');
 SELECT inserted, updated, unchanged FROM idsync.merge_items('lww_b.kv',
-    '[{"point": 6, "item": {"k": "t", "v": "right", "ver": 700, "gone": false}}]');
+    '[{"point": 16, "item": {"k": "t", "v": "right", "ver": 700}}]');
 SELECT v AS winner_after_both FROM lww_b.kv WHERE k = 't';
-SELECT (idsync.row_hash(ROW('t', 'left', 700::bigint, false, NULL::bigint, NULL::uuid)::lww_b.kv, '{idsync_point,idsync_origin}')
-        > idsync.row_hash(ROW('t', 'right', 700::bigint, false, NULL::bigint, NULL::uuid)::lww_b.kv, '{idsync_point,idsync_origin}'))
+SELECT (idsync.row_hash(ROW('t', 'left', 700::bigint, NULL::boolean, NULL::bigint, NULL::uuid)::lww_b.kv, '{idsync_point,gone,idsync_origin}')
+        > idsync.row_hash(ROW('t', 'right', 700::bigint, NULL::boolean, NULL::bigint, NULL::uuid)::lww_b.kv, '{idsync_point,gone,idsync_origin}'))
        = (SELECT v = 'left' FROM lww_b.kv WHERE k = 't') AS larger_hash_won;
 -- Column order does not change a row hash; the excluded columns are left out.
 SELECT idsync.row_hash(ROW(1, 'x')::record, '{}') IS NOT NULL AS hashes_records;
@@ -132,9 +192,13 @@ FROM lww_b.obj;
 SELECT try($$SELECT * FROM idsync.reclaim('lww_a.kv', NULL)$$);
 SELECT try($$SELECT * FROM idsync.reclaim('lww_a.kv', '-1 day')$$);
 SELECT * FROM idsync.reclaim('lww_b.kv', '1 day');
+SELECT count(*) AS tombstones FROM idsync.tombstones WHERE relid = 'lww_b.kv'::regclass;
 SELECT * FROM idsync.reclaim('lww_b.kv', '0');
-SELECT k FROM lww_b.kv WHERE gone ORDER BY k;
-SELECT count(*) AS tombstones FROM lww_a.kv WHERE gone;
+SELECT count(*) AS tombstones FROM idsync.tombstones WHERE relid = 'lww_b.kv'::regclass;
+SELECT (SELECT content_hash FROM idsync.sync_info('lww_b.kv'))
+     = (SELECT lpad(to_hex(hash1), 16, '0') || lpad(to_hex(hash2), 16, '0')
+        FROM idsync.table_hash('lww_b.kv')) AS kept_is_recomputed;
+SELECT count(*) AS tombstones FROM idsync.tombstones WHERE relid = 'lww_a.kv'::regclass;
 UPDATE idsync.incoming_sync SET updated_at = now() - interval '8 days' WHERE relid = 'lww_b.obj'::regclass;
 SELECT * FROM idsync.reclaim('lww_b.obj', '7 days');
 SELECT count(*) AS sync_rows FROM idsync.incoming_sync WHERE relid = 'lww_b.obj'::regclass;

@@ -236,7 +236,7 @@ DROP TRIGGER kv_seen ON kv_fast;
 SELECT try($$SELECT idsync._natural_row_hash('eng.kv_fast', x) FROM (SELECT 'a'::text AS k, 42::bigint AS v) x$$);
 SELECT idsync._natural_row_hash('eng.kv_fast', x) = idsync.row_hash(x, '{id,idsync_point,idsync_origin}')
        AS same_hash_without_references
-FROM (SELECT k, v, idsync_version, idsync_deleted FROM kv_fast WHERE k = 'a') x;
+FROM (SELECT k, v, idsync_version FROM kv_fast WHERE k = 'a') x;
 -- An lww table with references: version ties are broken by row hashes over natural keys, not
 -- local ids (_natural_row_hash), in the batch and against the stored row, the same on the
 -- engine (tree_fast) as in the staged SQL merge (tree_slow), whose ids differ.
@@ -307,9 +307,9 @@ SELECT idsync.replicate('kinds', '{name}'), idsync.replicate('things', '{name}',
 INSERT INTO kinds VALUES ('tool');
 BEGIN;
 SELECT idsync.create_staging('things', 'things_bulk') IS NOT NULL AS staged;
-INSERT INTO things_bulk (name, kind, weight, idsync_version, idsync_deleted)
+INSERT INTO things_bulk (name, kind, weight, idsync_version)
 SELECT 'thing ' || g, CASE WHEN g = 7 THEN 'toy' ELSE 'tool' END,
-       CASE WHEN g IN (3, 250) THEN 500 ELSE g % 90 END, 1, false
+       CASE WHEN g IN (3, 250) THEN 500 ELSE g % 90 END, 1
 FROM generate_series(1, 300) g;
 SELECT received, inserted, updated, unchanged, rejected
 FROM idsync.merge_staged('things', 'things_bulk', NULL, NULL);

@@ -40,16 +40,26 @@ SELECT idsync.begin_bulk('bd.pkg', '00000000-0000-0000-0000-00000000000a') AS di
 SELECT count(*) AS locks_held FROM bd.held;
 ROLLBACK;
 
--- lww: the rows keep their versions and tombstones.
+-- lww: the rows keep their versions; the tombstones follow through merge_items in the same
+-- transaction (the sender's tombstones_since).
 BEGIN;
 SELECT idsync.begin_bulk('bd.kv', '00000000-0000-0000-0000-00000000000a') AS direct;
-COPY bd.kv (k, v, idsync_version, idsync_deleted, idsync_origin) FROM STDIN;
-a	one	1000	f	00000000-0000-0000-0000-00000000000a
-b	\N	2000	t	00000000-0000-0000-0000-00000000000a
+COPY bd.kv (k, v, idsync_version, idsync_origin) FROM STDIN;
+a	one	1000	00000000-0000-0000-0000-00000000000a
+b	two	1000	00000000-0000-0000-0000-00000000000a
 \.
+SELECT received, updated FROM idsync.merge_items('bd.kv',
+    '[{"point": 6, "item": {"k": "b", "idsync_version": 2000, "idsync_deleted": true}}]',
+    '00000000-0000-0000-0000-00000000000a');
 SELECT idsync.end_bulk('bd.kv', '00000000-0000-0000-0000-00000000000a', 7) AS sync_point;
 COMMIT;
-SELECT k, v, idsync_version, idsync_deleted FROM bd.kv ORDER BY k;
+SELECT k, v, idsync_version FROM bd.kv ORDER BY k;
+SELECT key, version FROM idsync.tombstones WHERE relid = 'bd.kv'::regclass;
+-- An empty table with tombstones takes the staging path: the merge weighs rows against them.
+DELETE FROM bd.kv;
+BEGIN;
+SELECT idsync.begin_bulk('bd.kv', '00000000-0000-0000-0000-00000000000a') AS direct;
+ROLLBACK;
 
 -- A row the table refuses fails the COPY, and the whole transaction (the sender then uses the
 -- staging path, which parks it).

@@ -39,7 +39,7 @@ GRANT USAGE ON SCHEMA sec TO idsync_sec_peer, idsync_sec_daemon, idsync_sec_admi
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON sec.pkg, sec.kv TO idsync_sec_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA sec TO idsync_sec_app;
 SELECT idsync.grant_peer('idsync_sec_peer', '00000000-0000-0000-0000-0000000000aa');
-GRANT SELECT, INSERT, UPDATE ON sec.pkg, sec.kv TO idsync_sec_peer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON sec.pkg, sec.kv TO idsync_sec_peer;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA sec TO idsync_sec_peer;
 SELECT idsync.grant_daemon('idsync_sec_daemon');
 GRANT SELECT ON sec.pkg, sec.kv TO idsync_sec_daemon;
@@ -197,9 +197,11 @@ SELECT try($$TRUNCATE sec.pkg$$);
 SELECT try($$UPDATE sec.kv SET k = 'renamed'$$);
 SELECT try($$SELECT idsync._begin_apply('sec.kv', NULL, 'merge')$$);
 DELETE FROM sec.kv WHERE k = 'a';
-SELECT k, v, idsync_deleted FROM sec.kv ORDER BY k;
+SELECT k, v FROM sec.kv ORDER BY k;
 RESET idsync.applying;
 RESET ROLE;
+SELECT key FROM idsync.tombstones WHERE relid = 'sec.kv'::regclass;
+INSERT INTO sec.kv (k, v) VALUES ('a', 'one');
 -- The flag merges raise is per table and ends with the (sub)transaction that raised it: a
 -- merged lww row must come with its version, a local one gets the clock's.
 BEGIN;
@@ -325,6 +327,23 @@ SELECT idsync.merge_syncs('sec.out', (SELECT jsonb_agg(s) FROM idsync.get_syncs(
 SELECT retried FROM idsync.retry_rejects('sec.out');
 SELECT idsync.retry_waiting('sec.drv');
 DELETE FROM sec.kv WHERE k OPERATOR(pg_catalog.=) 'a';
+-- lww deletes: tombstones with references in their keys, a deleted key written again, merged
+-- tombstones (of a row here, and of one whose referenced row never came), the tombstones a bulk
+-- copy sends, the content state recomputed.
+CREATE TABLE sec.tag (id bigserial PRIMARY KEY, drv_id bigint NOT NULL REFERENCES sec.drv,
+                      tag text NOT NULL, UNIQUE (drv_id, tag));
+SELECT idsync.replicate('sec.tag', '{drv_id,tag}', 'lww');
+INSERT INTO sec.tag (drv_id, tag) SELECT id, 't' FROM sec.drv;
+DELETE FROM sec.tag WHERE tag OPERATOR(pg_catalog.=) 't';
+INSERT INTO sec.tag (drv_id, tag) SELECT id, 't' FROM sec.drv;
+SELECT received, updated FROM idsync.merge_items('sec.tag',
+    '[{"point": 1, "item": {"tag": "t", "drv_id": {"path": "/x"}, "idsync_version": 1, "idsync_deleted": true}},
+      {"point": 2, "item": {"tag": "u", "drv_id": {"path": "/gone"}, "idsync_version": 1, "idsync_deleted": true}}]',
+    '00000000-0000-0000-0000-0000000000aa');
+SELECT count(*) AS tombstone_items FROM idsync.tombstones_since('sec.tag', -1);
+SELECT row_count FROM idsync.table_hash('sec.tag');
+SELECT idsync.unreplicate('sec.tag');
+DROP TABLE sec.tag;
 SELECT tombstones FROM idsync.reclaim('sec.kv', '0 s');
 SELECT idsync.compact('sec.out') >= 0 AS compacted;
 SELECT idsync.unreplicate('sec.out');
@@ -332,6 +351,24 @@ DROP TABLE sec.out;
 RESET search_path;
 -- (The test's own statements above compare nothing with the planted operators.)
 SELECT what AS planted_code_ran_in FROM public.planted_log;
+
+-- Tombstones are idsync's: a writer can neither write nor purge them, nor read them through
+-- idsync; a peer role without DELETE on an lww table cannot merge into it (its tombstones
+-- delete rows).
+SET ROLE idsync_sec_app;
+SELECT try($$DELETE FROM idsync.tombstones$$);
+SELECT try($$INSERT INTO idsync.tombstones (relid, key_hash, key, version, point, hash1, hash2)
+             VALUES ('sec.kv'::regclass, gen_random_uuid(), '{}', 1, 1, 0, 0)$$);
+SELECT try($$SELECT idsync._purge_tombstones('sec.kv', '0 s')$$);
+SELECT try($$SELECT * FROM idsync.tombstones_since('sec.kv', -1)$$);
+RESET ROLE;
+REVOKE DELETE ON sec.kv FROM idsync_sec_peer;
+SET ROLE idsync_sec_peer;
+SELECT try($$SELECT * FROM idsync.merge_items('sec.kv',
+    '[{"point": 1, "item": {"k": "flag", "idsync_version": 1, "idsync_deleted": true}}]',
+    '00000000-0000-0000-0000-0000000000aa')$$);
+RESET ROLE;
+GRANT DELETE ON sec.kv TO idsync_sec_peer;
 
 -- Clean up (the merges left their stage tables, owned by the roles that merged).
 DISCARD TEMP;

@@ -38,11 +38,12 @@ SELECT (idsync.sync_info('upg.derivation_outputs')).content_hash
 INSERT INTO upg.orphan (k) VALUES ('y');
 SELECT try($$UPDATE upg.orphan SET k = 'x'$$) AS lww_key_guarded;
 -- 0.5.0: the triggers read the registration; none keeps SQL (or anything but a message) in its
--- arguments, and a DELETE of an lww row still leaves a tombstone.
+-- arguments, and a DELETE of an lww row removes it and keeps its tombstone.
 SELECT t.tgrelid::regclass AS table_name, t.tgname, t.tgnargs FROM pg_trigger t
 WHERE t.tgname LIKE 'idsync%' AND t.tgnargs > 0 ORDER BY 1, 2;
 DELETE FROM upg.orphan WHERE k = 'y';
-SELECT k, idsync_deleted FROM upg.orphan;
+SELECT k FROM upg.orphan;
+SELECT key FROM idsync.tombstones WHERE relid = 'upg.orphan'::regclass;
 SELECT (idsync.sync_info('upg.derivation_outputs')).content_hash
        = upg.fresh_hash('upg.derivation_outputs') AS natural_hash_kept_after_0_5;
 INSERT INTO upg.derivation_outputs (derivation_id, name, path) SELECT id, 'doc', '/doc' FROM upg.derivations;
