@@ -35,7 +35,7 @@ for my $round (1 .. 8) {
             my $op = rand();
             if ($op < 0.5) {
                 push @sql, "INSERT INTO item (name, value) VALUES ('$key', " . int(rand(1000))
-                    . ") ON CONFLICT (name) DO UPDATE SET value = excluded.value, idsync_deleted = false";
+                    . ") ON CONFLICT (name) DO UPDATE SET value = excluded.value";
             } elsif ($op < 0.7) {
                 push @sql, "UPDATE item SET value = value + 1 WHERE name = '$key'";
             } elsif ($op < 0.8) {

@@ -4,7 +4,8 @@
 # processes. After replication the natural-key view of every table (ids replaced by the natural
 # keys they point at) and every content hash is the same on every node. Also: children that
 # arrive before their parents (a capped diff of the parent table), a parent key with a NULL
-# (NULLS NOT DISTINCT), and references to a parent that its node deletes (lww tombstone).
+# (NULLS NOT DISTINCT), a delete of a parent that rows reference (refused, as the foreign key
+# says) and of one that no row references (its tombstone travels).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -63,8 +64,10 @@ sub natural_view {
           (SELECT 'derivations ' || count(*) || ' ' || md5(string_agg(file_name, ',' ORDER BY file_name)) FROM derivations),
           (SELECT 'derivation_outputs ' || count(*) || ' ' || md5(string_agg(d.file_name || ' ' || o.name || ' ' || o.path, ',' ORDER BY d.file_name, o.name))
            FROM derivation_outputs o JOIN derivations d ON d.id = o.derivation_id),
-          (SELECT 'packages ' || count(*) || ' ' || md5(string_agg(name || ' ' || coalesce(version, '-') || ' ' || idsync_deleted, ',' ORDER BY name, version))
+          (SELECT 'packages ' || count(*) || ' ' || md5(string_agg(name || ' ' || coalesce(version, '-'), ',' ORDER BY name, version))
            FROM packages),
+          (SELECT 'deleted packages ' || coalesce(string_agg(t.key::text, ',' ORDER BY t.key::text), '')
+           FROM idsync.tombstones t WHERE t.relid = 'packages'::regclass),
           (SELECT 'package_derivations ' || count(*) || ' ' || md5(string_agg(p.name || ' ' || coalesce(p.version, '-') || ' ' || d.file_name || ' ' || x.system, ','
                    ORDER BY p.name, p.version, d.file_name, x.system))
            FROM package_derivations x JOIN packages p ON p.id = x.package_id JOIN derivations d ON d.id = x.derivation_id),
@@ -151,16 +154,23 @@ my %pid = map { $_ => start_daemon("$_-3", $config{$_}) } @names;
 load($node{c}, 3501, 6000, 'riscv64-linux');
 load($node{a}, 5001, 7000, 'x86_64-linux');
 load($node{b}, 100, 600, 'i686-linux');
-# A parent deleted on its node while rows reference it: the tombstone keeps the key.
-$node{a}->safe_psql('postgres', q{DELETE FROM packages WHERE name = 'pkg7' AND version IS NULL});
+# A parent that rows reference cannot be deleted (the foreign key refuses); one that no row
+# references can, and its tombstone travels.
+my ($refused) = $node{a}->psql('postgres',
+    q{DELETE FROM packages WHERE name = 'pkg7' AND version IS NULL});
+isnt($refused, 0, 'a: deleting a package that rows reference is refused');
+$node{a}->safe_psql('postgres', q{INSERT INTO packages (name, version) VALUES ('lonely', '1');
+                                  DELETE FROM packages WHERE name = 'lonely'});
 ok(wait_until('three nodes converge', sub { same_everywhere(values %node) }, 180),
     'three nodes: natural-key views and content hashes identical');
 $view = natural_view($node{c});
 like($view, qr/^derivations 7050 /m, 'c: 7,050 derivations');
 like($view, qr/^waiting 0$/m, 'c: no row left waiting');
+like($view, qr/^deleted packages \{"name": "lonely", "version": "1"\}$/m,
+     'c: the deleted package is a tombstone');
 cmp_ok(count_of($node{c}, q{SELECT count(*) FROM packages p JOIN package_derivations x ON x.package_id = p.id
-                        WHERE p.name = 'pkg7' AND p.version IS NULL AND p.idsync_deleted}), '>', 0,
-   'c: the tombstoned package still has its package_derivations pointing at it');
+                        WHERE p.name = 'pkg7' AND p.version IS NULL}), '>', 0,
+   'c: the package whose delete was refused still has its package_derivations');
 for my $name (@names) {
     is(stop_daemon($pid{$name}), 0, "idsyncd $name: SIGTERM, exit 0");
     unlike(slurp_file(log_of("$name-3")), qr/ERROR/, "idsyncd $name: no error logged");

@@ -17,8 +17,10 @@ my $current = $node->safe_psql('postgres',
     q{SELECT default_version FROM pg_available_extensions WHERE name = 'idsync'});
 
 # What every version since 0.2.0 can do: an insert_only and an lww table (explicit versions, so
-# that hashes do not depend on the clock), rows, a merge from node X with a refused row, sync
-# points both ways.
+# that hashes do not depend on the clock), rows, a merge from node X with a refused row and
+# tombstones (of a row here, and of one never here), sync points both ways. Before 0.5.0 the
+# tombstones were rows of s.kv; the update moves them to idsync.tombstones and keeps the tombstone
+# column as a local column, which the comparison leaves out.
 my $plain = q{
     CREATE SCHEMA s;
     CREATE TABLE s.pkg (id bigserial PRIMARY KEY, name text NOT NULL, version text NOT NULL,
@@ -34,6 +36,10 @@ my $plain = q{
         '00000000-0000-0000-0000-00000000000a');
     SELECT idsync.merge_items('s.kv',
         '[{"point": 9, "item": {"k": "c", "v": "three", "idsync_version": 3000, "idsync_deleted": false}}]',
+        '00000000-0000-0000-0000-00000000000a');
+    SELECT idsync.merge_items('s.kv',
+        '[{"point": 10, "item": {"k": "b", "idsync_version": 2500, "idsync_deleted": true}},
+          {"point": 11, "item": {"k": "d", "idsync_version": 4000, "idsync_deleted": true}}]',
         '00000000-0000-0000-0000-00000000000a');
     SELECT idsync.merge_syncs('s.pkg', '[{"remote_id": "00000000-0000-0000-0000-00000000000b", "sync_point": 5}]');
     SELECT idsync.merge_syncs('s.pkg', '[{"remote_id": "00000000-0000-0000-0000-00000000000a", "sync_point": 4}]', false);
@@ -81,6 +87,7 @@ my $dump = q{
         LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
         WHERE (c.relnamespace = 'idsync'::regnamespace OR c.relnamespace = 's'::regnamespace)
           AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT (c.relname = 'kv' AND a.attname = 'idsync_deleted')
         UNION ALL
         SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
         FROM pg_constraint WHERE connamespace IN ('idsync'::regnamespace, 's'::regnamespace)
@@ -99,7 +106,8 @@ my $dump = q{
         FROM pg_extension e WHERE e.extname = 'idsync'
         UNION ALL
         SELECT format('registration %s %s %s %s %s %s %s %s %s', t.relid, t.key_columns, t.mode,
-                      t.version_column, t.tombstone_column, t.point_column, t.local_columns,
+                      t.version_column, t.tombstone_column, t.point_column,
+                      array_remove(t.local_columns, 'idsync_deleted'),
                       t.reference_columns, t.reference_queries)
         FROM idsync.tables t
         UNION ALL
@@ -120,7 +128,11 @@ my $dump = q{
         UNION ALL
         SELECT format('pkg %s %s %s', name, version, size) FROM s.pkg
         UNION ALL
-        SELECT format('kv %s %s %s %s', k, v, idsync_version, idsync_deleted) FROM s.kv
+        SELECT format('kv %s %s %s', k, v, idsync_version) FROM s.kv
+        UNION ALL
+        -- (Not the origin: rows merged before 0.5.0 did not keep theirs.)
+        SELECT format('tombstone %s %s %s %s', relid::regclass, key, key_hash, version)
+        FROM idsync.tombstones
         UNION ALL
         SELECT format('output %s %s', d.file_name, o.name) FROM s.outputs o JOIN s.derivations d ON d.id = o.derivation_id
     ) x ORDER BY line

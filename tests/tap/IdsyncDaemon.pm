@@ -118,9 +118,11 @@ sub wait_until {
 sub snapshot {
     my ($node) = @_;
     return $node->safe_psql('postgres', q{
-        SELECT (SELECT count(*) || ' ' || coalesce(string_agg(name || '=' || coalesce(value::text, '-')
-                        || (CASE WHEN idsync_deleted THEN '(deleted)' ELSE '' END), ',' ORDER BY name), '')
+        SELECT (SELECT count(*) || ' ' || coalesce(string_agg(name || '=' || coalesce(value::text, '-'),
+                        ',' ORDER BY name), '')
                 FROM item)
+            || ' | deleted ' || (SELECT coalesce(string_agg(t.key ->> 'name', ',' ORDER BY t.key ->> 'name'), '')
+                FROM idsync.tombstones t WHERE t.relid = 'item'::regclass)
             || ' | ' || (SELECT count(*) || ' ' || coalesce(string_agg(name || '/' || n, ',' ORDER BY name, n), '')
                 FROM fact)
             || ' | ' || (SELECT content_hash FROM idsync.sync_info('item'))
