@@ -64,8 +64,8 @@ start_loader() {
 }
 snapshot() {
     on "$1" -c "SELECT (SELECT count(*) || ':' || coalesce(sum(hashtext(name || '/' || n)), 0) FROM fact)
-                 || '|' || (SELECT count(*) || ':' || coalesce(sum(hashtext(name || '=' || coalesce(value::text, '-')
-                     || idsync_deleted::text)), 0) FROM item)
+                 || '|' || (SELECT count(*) || ':' || coalesce(sum(hashtext(name || '=' || coalesce(value::text, '-'))), 0) FROM item)
+                 || '|' || (SELECT count(*) FROM idsync.tombstones t WHERE t.relid = 'item'::regclass)
                  || '|' || (SELECT content_hash FROM idsync.sync_info('fact'))
                  || (SELECT content_hash FROM idsync.sync_info('item'))" 2>/dev/null || echo "down"
 }

@@ -29,6 +29,7 @@ struct TriggerColumns {
     int version; // 0 for insert_only
     int origin;  // idsync_origin, 0 when the table predates it
     idsync::KeyPlan *key; // lww: built when a tombstone is first met
+    bool tombstones;      // idsync.tombstones exists (0.5.0 on)
 };
 
 int column_number(Relation rel, const char *name)
@@ -60,6 +61,7 @@ TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
     int origin = SPI_fnumber(RelationGetDescr(td->tg_relation), "idsync_origin");
     columns->origin = origin > 0 ? origin : 0;
     columns->key = nullptr;
+    columns->tombstones = !reg->schema_outdated;
     fcinfo->flinfo->fn_extra = columns;
     return columns;
 }
@@ -158,7 +160,7 @@ IDSYNC_FUNCTION(idsync_change_trigger)
             if (isnull)
                 version = idsync::hlc_now();
             // A deleted key written again: the row replaces its tombstone, with a newer version.
-            if (idsync::has_tombstones(columns->relid)) {
+            if (columns->tombstones && idsync::has_tombstones(columns->relid)) {
                 if (columns->key == nullptr)
                     columns->key = idsync::key_plan(columns->relid, fcinfo->flinfo->fn_mcxt);
                 TupleDesc desc = RelationGetDescr(rel);

@@ -97,7 +97,7 @@ char *natural_key(Walk *walk, Oid parent, const char *parent_column, const char 
     if (walk->purpose == NaturalPurpose::json)
         return psprintf("CASE WHEN %s IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object(%s) END",
                         ref, parts.data);
-    return psprintf("CASE WHEN %s IS NULL THEN NULL ELSE (SELECT idsync.row_hash(k, "
+    return psprintf("CASE WHEN %s IS NULL THEN NULL ELSE (SELECT idsync.row_hash(k.*, "
                     "'{}'::pg_catalog.text[]) FROM (SELECT %s) k) END",
                     ref, parts.data);
 }
@@ -186,7 +186,7 @@ char *live_items_query(Oid relid)
         ArrayType *locals = construct_array(names, reg->nlocal, TEXTOID, -1, false, TYPALIGN_INT);
         char *literal = OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(locals));
         return psprintf("SELECT r.%s, CASE WHEN COALESCE(r.idsync_origin, $5) "
-                        "OPERATOR(pg_catalog.=) $4 THEN NULL ELSE pg_catalog.to_jsonb(r) "
+                        "OPERATOR(pg_catalog.=) $4 THEN NULL ELSE pg_catalog.to_jsonb(r.*) "
                         "OPERATOR(pg_catalog.-) %s::pg_catalog.text[] END, "
                         "COALESCE(r.idsync_origin, $5) %s",
                         point, quote_literal_cstr(literal), changes);
@@ -194,7 +194,7 @@ char *live_items_query(Oid relid)
     char *rows = natural_select(relid, psprintf("(SELECT * %s)", changes), NaturalPurpose::json,
                                 psprintf("c.%s, c.idsync_origin", point));
     return psprintf("SELECT n.%s, CASE WHEN COALESCE(n.idsync_origin, $5) OPERATOR(pg_catalog.=) "
-                    "$4 THEN NULL ELSE pg_catalog.to_jsonb(n) OPERATOR(pg_catalog.-) %s "
+                    "$4 THEN NULL ELSE pg_catalog.to_jsonb(n.*) OPERATOR(pg_catalog.-) %s "
                     "OPERATOR(pg_catalog.-) 'idsync_origin'::pg_catalog.text END, "
                     "COALESCE(n.idsync_origin, $5) FROM (%s) n ORDER BY n.%s",
                     point, quote_literal_cstr(reg->point_column), rows, point);
@@ -234,7 +234,7 @@ IDSYNC_FUNCTION(idsync_content_state_query)
         "::pg_catalog.\"bit\"(64)::pg_catalog.int8), 0) AS hash1, "
         "COALESCE(pg_catalog.bit_xor(('x' OPERATOR(pg_catalog.||) pg_catalog.\"right\"(h, 16))"
         "::pg_catalog.\"bit\"(64)::pg_catalog.int8), 0) AS hash2 "
-        "FROM (SELECT pg_catalog.replace(idsync.row_hash(n, '{}'::pg_catalog.text[])"
+        "FROM (SELECT pg_catalog.replace(idsync.row_hash(n.*, '{}'::pg_catalog.text[])"
         "::pg_catalog.text, '-', '') AS h FROM (%s) n) x",
         rows)));
 }

@@ -33,6 +33,10 @@ const TombstoneColumns *tombstone_columns(FunctionCallInfo fcinfo, TriggerData *
     MemoryContext context = fcinfo->flinfo->fn_mcxt;
     const idsync::Registration *reg =
         idsync::trigger_registration(td, context, "idsync.tombstone_trigger");
+    if (reg->schema_outdated)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the idsync extension in this database is older than its library"),
+                        errhint("Run ALTER EXTENSION idsync UPDATE.")));
     if (!reg->lww)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

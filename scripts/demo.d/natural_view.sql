@@ -1,9 +1,12 @@
 -- What must be identical on every node: each table's rows with the ids replaced by the natural
--- keys they point at (as a row count and a digest), the content hashes idsync keeps, and the
--- rows that wait or were rejected (0).
+-- keys they point at (as a row count and a digest), the tombstones of deleted packages, the
+-- content hashes idsync keeps, and the rows that wait or were rejected (0).
 SELECT 'licenses', count(*), md5(string_agg(name, ',' ORDER BY name)) FROM licenses
 UNION ALL
-SELECT 'packages', count(*), md5(string_agg(name || ' ' || coalesce(version, '-') || ' ' || idsync_deleted, ',' ORDER BY name, version)) FROM packages
+SELECT 'packages', count(*), md5(string_agg(name || ' ' || coalesce(version, '-'), ',' ORDER BY name, version)) FROM packages
+UNION ALL
+SELECT 'deleted packages', count(*), md5(coalesce(string_agg(t.key::text || ' ' || t.version, ',' ORDER BY t.key::text), ''))
+FROM idsync.tombstones t WHERE t.relid = 'packages'::regclass
 UNION ALL
 SELECT 'derivations', count(*), md5(string_agg(file_name || ' ' || system, ',' ORDER BY file_name)) FROM derivations
 UNION ALL

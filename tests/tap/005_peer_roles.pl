@@ -25,7 +25,7 @@ for my $here (qw(a b)) {
         GRANT SELECT ON item, fact TO idsync_local;
         CREATE ROLE peer_$there LOGIN;
         SELECT idsync.grant_peer('peer_$there', '$id{$there}');
-        GRANT SELECT, INSERT, UPDATE ON item, fact TO peer_$there;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON item, fact TO peer_$there;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO peer_$there;
     });
 }

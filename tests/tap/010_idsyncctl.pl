@@ -27,7 +27,7 @@ $node{a}->safe_psql('postgres', q{
 $node{b}->safe_psql('postgres', qq{
     CREATE ROLE ctl_peer LOGIN;
     SELECT idsync.grant_peer('ctl_peer', '$id_a');
-    GRANT SELECT, INSERT, UPDATE ON item, fact TO ctl_peer;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON item, fact TO ctl_peer;
     GRANT USAGE ON SEQUENCE item_id_seq, fact_id_seq TO ctl_peer;
 });
 sub as_role { my ($node, $role) = @_; return dsn($node) . " user=$role" }
