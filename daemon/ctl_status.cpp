@@ -80,12 +80,22 @@ void read_lag(CtlConnection &local, const StatusReport &report, const LocalTable
     out.lag_points = std::max<int64_t>(0, t.max_point - std::max<int64_t>(out.merged_point, 0));
     if (t.max_point <= out.merged_point)
         return;
+    // Rows, and in lww tables the tombstones of deleted rows (idsync.tombstones): both changes.
     std::string point = "c." + quoted(t.point_column);
-    std::string where = " FROM " + t.name + " c WHERE " + point + " > $1 AND " + point +
-                        " <= $2 AND c.idsync_origin IS DISTINCT FROM $3::uuid";
+    std::string rows = " FROM " + t.name + " c WHERE " + point + " > $1 AND " + point +
+                       " <= $2 AND c.idsync_origin IS DISTINCT FROM $3::uuid";
+    bool lww = !t.version_column.empty();
+    std::string tombstones = " FROM idsync.tombstones g WHERE g.relid = $4::regclass AND g.point "
+                             "> $1 AND g.point <= $2 AND g.origin IS DISTINCT FROM $3::uuid";
     PgParams params{std::to_string(out.merged_point), std::to_string(t.max_point), peer_node};
-    PgResult count = local.query("SELECT count(*) FROM (SELECT 1" + where + " LIMIT " +
-                                     std::to_string(kLagRowsCap + 1) + ") x",
+    if (lww)
+        params.push_back(t.name);
+    std::string cap = std::to_string(kLagRowsCap + 1);
+    PgResult count = local.query("SELECT count(*) FROM ((SELECT 1" + rows + " LIMIT " + cap + ")" +
+                                     (lww ? " UNION ALL (SELECT 1" + tombstones + " LIMIT " + cap +
+                                                ")"
+                                          : "") +
+                                     ") x",
                                  params);
     out.lag_rows = std::min(count.int64(0, 0), kLagRowsCap);
     out.lag_rows_capped = count.int64(0, 0) > kLagRowsCap;
@@ -94,11 +104,17 @@ void read_lag(CtlConnection &local, const StatusReport &report, const LocalTable
     // When the oldest of them was written: its commit time when this node tracks commit
     // timestamps, else its lww version (a clock reading); insert_only rows carry no time.
     std::string when = report.commit_timestamps ? "pg_xact_commit_timestamp(c.xmin)" : "NULL";
-    if (!t.version_column.empty())
+    std::string query = "SELECT at FROM ((SELECT " + point + " AS p, ";
+    if (lww)
         when = "COALESCE(" + when + ", idsync.hlc_time(c." + quoted(t.version_column) + "))";
-    PgResult oldest = local.query("SELECT extract(epoch FROM now() - " + when + ")" + where +
-                                      " ORDER BY " + point + " LIMIT 1",
-                                  params);
+    query += "extract(epoch FROM now() - " + when + ") AS at" + rows + " ORDER BY " + point +
+             " LIMIT 1)";
+    if (lww) {
+        std::string gone = report.commit_timestamps ? "pg_xact_commit_timestamp(g.xmin)" : "NULL";
+        query += " UNION ALL (SELECT g.point, extract(epoch FROM now() - COALESCE(" + gone +
+                 ", idsync.hlc_time(g.version)))" + tombstones + " ORDER BY g.point LIMIT 1)";
+    }
+    PgResult oldest = local.query(query + ") x ORDER BY p LIMIT 1", params);
     if (oldest.rows() > 0 && !oldest.is_null(0, 0))
         out.lag_seconds = std::max(0.0, std::stod(oldest.text(0, 0)));
 }

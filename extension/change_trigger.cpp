@@ -29,7 +29,11 @@ struct TriggerColumns {
     int version; // 0 for insert_only
     int origin;  // idsync_origin, 0 when the table predates it
     idsync::KeyPlan *key; // lww: built when a tombstone is first met
-    bool tombstones;      // idsync.tombstones exists (0.5.0 on)
+    // Whether the table has tombstones, read at the statement's first insert: a statement that
+    // found none skips the lookup of each row's key (these settings live as long as the
+    // statement).
+    bool tombstones;
+    bool tombstones_read;
 };
 
 int column_number(Relation rel, const char *name)
@@ -61,7 +65,8 @@ TriggerColumns *trigger_columns(FunctionCallInfo fcinfo, TriggerData *td)
     int origin = SPI_fnumber(RelationGetDescr(td->tg_relation), "idsync_origin");
     columns->origin = origin > 0 ? origin : 0;
     columns->key = nullptr;
-    columns->tombstones = !reg->schema_outdated;
+    columns->tombstones = !reg->schema_outdated; // idsync.tombstones exists from 0.5.0 on
+    columns->tombstones_read = false;
     fcinfo->flinfo->fn_extra = columns;
     return columns;
 }
@@ -160,7 +165,11 @@ IDSYNC_FUNCTION(idsync_change_trigger)
             if (isnull)
                 version = idsync::hlc_now();
             // A deleted key written again: the row replaces its tombstone, with a newer version.
-            if (columns->tombstones && idsync::has_tombstones(columns->relid)) {
+            if (columns->tombstones && !columns->tombstones_read) {
+                columns->tombstones = idsync::has_tombstones(columns->relid);
+                columns->tombstones_read = true;
+            }
+            if (columns->tombstones) {
                 if (columns->key == nullptr)
                     columns->key = idsync::key_plan(columns->relid, fcinfo->flinfo->fn_mcxt);
                 TupleDesc desc = RelationGetDescr(rel);

@@ -78,7 +78,8 @@ like($out, qr/^b\s+public\.fact\s+in sync\s+200\s+0 /m, 'status (text): one line
 # Behind: rows b has not merged, counted with their age where it is known.
 $node{a}->safe_psql('postgres', q{
     INSERT INTO fact (name, n) SELECT 'late', g FROM generate_series(1, 5) g;
-    INSERT INTO item (name, value) SELECT 'late' || g, g FROM generate_series(1, 3) g;
+    INSERT INTO item (name, value) SELECT 'late' || g, g FROM generate_series(1, 4) g;
+    DELETE FROM item WHERE name = 'late4';
 });
 ($code, $json, $out) = status_json($ctl_config);
 is($code, 1, 'status: exit 1 when a table differs') or diag($out);
@@ -88,7 +89,7 @@ ok(!$fact->{in_sync}, 'fact differs');
 is($fact->{lag_rows}, 5, 'fact: 5 rows b has not merged');
 ok(!defined $fact->{lag_seconds}, 'fact (insert_only, no commit timestamps): lag age unknown');
 my $item = peer_table($json, 'b', 'public.item');
-is($item->{lag_rows}, 3, 'item: 3 rows b has not merged');
+is($item->{lag_rows}, 4, 'item: 3 rows and a delete (its tombstone) b has not merged');
 ok(defined $item->{lag_seconds} && $item->{lag_seconds} >= 0 && $item->{lag_seconds} < 600,
    'item (lww): the age of the oldest, from its version');
 ($status) = run_once('a', $config);
