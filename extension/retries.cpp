@@ -70,15 +70,19 @@ Retried retry(Oid relid, ArrayType *reject_ids)
     return total;
 }
 
-// The registered tables with rows waiting for a referenced row that `relid` may hold: it and
-// the tables that reference it.
+// The registered tables with rows waiting for what a merge into `relid` may have changed: it,
+// the tables that reference it (rows waiting for a referenced row), and the tables it references
+// (tombstones waiting for the rows that reference theirs to go).
 ArrayType *waiting_children(Oid relid)
 {
     query_about(
         "SELECT DISTINCT t.relid::pg_catalog.oid FROM idsync.tables t "
         "WHERE (t.relid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass OR EXISTS ("
         "  SELECT FROM pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) t.relid"
-        "  AND c.confrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f')) "
+        "  AND c.confrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f') "
+        "  OR EXISTS (SELECT FROM pg_catalog.pg_constraint c WHERE c.conrelid "
+        "  OPERATOR(pg_catalog.=) $1 AND c.confrelid OPERATOR(pg_catalog.=) t.relid AND "
+        "  c.contype OPERATOR(pg_catalog.=) 'f')) "
         "AND EXISTS (SELECT FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) t.relid "
         "  AND r.sqlstate OPERATOR(pg_catalog.=) '23503')",
         relid);

@@ -5,7 +5,7 @@ SELECT 'licenses', count(*), md5(string_agg(name, ',' ORDER BY name)) FROM licen
 UNION ALL
 SELECT 'packages', count(*), md5(string_agg(name || ' ' || coalesce(version, '-'), ',' ORDER BY name, version)) FROM packages
 UNION ALL
-SELECT 'deleted packages', count(*), md5(coalesce(string_agg(t.key::text || ' ' || t.version, ',' ORDER BY t.key::text), ''))
+SELECT 'package_tombstones', count(*), md5(coalesce(string_agg(t.key::text || ' ' || t.version, ',' ORDER BY t.key::text), ''))
 FROM idsync.tombstones t WHERE t.relid = 'packages'::regclass
 UNION ALL
 SELECT 'derivations', count(*), md5(string_agg(file_name || ' ' || system, ',' ORDER BY file_name)) FROM derivations
