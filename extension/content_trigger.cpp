@@ -20,6 +20,7 @@
 #include "registration.hpp"
 #include "row_hash.hpp"
 #include "state_access.hpp"
+#include "tombstones.hpp"
 #include "work_array.hpp"
 
 namespace {
@@ -267,5 +268,7 @@ IDSYNC_FUNCTION(idsync_content_trigger)
     if (delta.h1 != 0 || delta.h2 != 0 || delta.rows != 0) {
         idsync::append_content_delta(RelationGetRelid(rel), delta.h1, delta.h2, delta.rows);
     }
+    if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+        idsync::settle_inserted_rows(rel, reg, td->tg_newtable);
     return PointerGetDatum(nullptr);
 }

@@ -105,8 +105,13 @@ void apply_tombstones(Merge &m, const MergeRows &rows, const int32 *idx, int64 c
         int64 row = idx[i];
         if (!rows.deleted[row])
             continue;
-        if (vc < 0)
+        if (vc < 0) {
             vc = version_column(m);
+            // Writers of the table wait while tombstones apply, and the merge waits for those
+            // under way: an insert of the same key can neither miss the tombstone nor be missed
+            // by it. (Self-conflicting: two merges applying tombstones to one table queue.)
+            LockRelationOid(m.relid, ShareRowExclusiveLock);
+        }
         if (rows.values.nulls[vc][row])
             ereport(ERROR, (errcode(ERRCODE_NOT_NULL_VIOLATION),
                             errmsg("a tombstone of %s has no version", relid_name(m.relid))));

@@ -34,6 +34,10 @@ void tombstone_versions(Oid relid, const RowHash *keys, int64 n, int64 *versions
 // Whether `relid` has any tombstone (a cheap test before looking up keys).
 bool has_tombstones(Oid relid);
 
+// Settles the rows of an INSERT into lww table `rel` (its transition table) whose keys have
+// tombstones now, kept by a delete this statement waited for (tombstone_settle.cpp).
+void settle_inserted_rows(Relation rel, const Registration *reg, Tuplestorestate *rows);
+
 // The query of the tombstones of lww table `relid` as items_since returns changes: (point, item,
 // origin) after $1 up to $2, at most $3, in point order; $4 the receiver (which gets its own
 // tombstones as their points alone), $5 this node. An item is the natural key, the version and
