@@ -158,6 +158,13 @@ bool node_retired(const pg_uuid_t *node)
                          1, &type, &value, nullptr) > 0;
 }
 
+void require_reclaim_rights(Oid relid)
+{
+    require_registered(relid);
+    require(caller_roles().admin, "only idsync administrators reclaim");
+    require_owner(relid);
+}
+
 void require(bool ok, const char *what)
 {
     if (!ok)

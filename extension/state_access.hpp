@@ -91,6 +91,10 @@ int64 read_sync_point(Oid relid, Datum remote, bool incoming);
 // it had. Returns how many were parked.
 uint64 park_rejects(Oid relid, Datum source, bool source_null, Datum rejects);
 
+// What reclaim checks before it purges anything of `relid`: 55000 unless it is registered, 42501
+// unless the caller is an administrator who owns it.
+void require_reclaim_rights(Oid relid);
+
 // ERROR 42501 with `what` unless `ok`.
 void require(bool ok, const char *what);
 

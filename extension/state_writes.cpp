@@ -261,9 +261,7 @@ IDSYNC_FUNCTION(idsync_purge_syncs)
 {
     Oid relid = DatumGetObjectId(required(fcinfo, 0, "target"));
     Datum older_than = required(fcinfo, 1, "older_than");
-    require_registered(relid);
-    require(caller_roles().admin, "only idsync administrators reclaim");
-    require_owner(relid);
+    require_reclaim_rights(relid);
     Oid types[2] = {OIDOID, INTERVALOID};
     Datum values[2] = {ObjectIdGetDatum(relid), older_than};
     uint64 purged = exec_as_owner(
