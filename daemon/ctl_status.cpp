@@ -91,12 +91,10 @@ void read_lag(CtlConnection &local, const StatusReport &report, const LocalTable
     if (lww)
         params.push_back(t.name);
     std::string cap = std::to_string(kLagRowsCap + 1);
-    PgResult count = local.query("SELECT count(*) FROM ((SELECT 1" + rows + " LIMIT " + cap + ")" +
-                                     (lww ? " UNION ALL (SELECT 1" + tombstones + " LIMIT " + cap +
-                                                ")"
-                                          : "") +
-                                     ") x",
-                                 params);
+    PgResult count = local.query(
+        "SELECT count(*) FROM ((SELECT 1" + rows + " LIMIT " + cap + ")" +
+            (lww ? " UNION ALL (SELECT 1" + tombstones + " LIMIT " + cap + ")" : "") + ") x",
+        params);
     out.lag_rows = std::min(count.int64(0, 0), kLagRowsCap);
     out.lag_rows_capped = count.int64(0, 0) > kLagRowsCap;
     if (out.lag_rows == 0)

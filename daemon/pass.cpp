@@ -314,10 +314,10 @@ Task<void> send_tombstones(PassContext &context, const TableInfo &table, const P
     for (;;) {
         if (context.stopping)
             throw Stopped{};
-        PgResult batch = co_await context.local.query(
-            sql::next_tombstones, table.name, std::to_string(after),
-            std::to_string(context.config.per_diff), std::to_string(context.cut),
-            rows_for(preflight));
+        PgResult batch =
+            co_await context.local.query(sql::next_tombstones, table.name, std::to_string(after),
+                                         std::to_string(context.config.per_diff),
+                                         std::to_string(context.cut), rows_for(preflight));
         int64_t rows = batch.int64(0, 0);
         if (rows == 0)
             break;

@@ -25,9 +25,9 @@ namespace {
 struct TriggerColumns {
     Oid relid;
     bool lww;
-    int point;   // attribute numbers
-    int version; // 0 for insert_only
-    int origin;  // idsync_origin, 0 when the table predates it
+    int point;            // attribute numbers
+    int version;          // 0 for insert_only
+    int origin;           // idsync_origin, 0 when the table predates it
     idsync::KeyPlan *key; // lww: built when a tombstone is first met
     // Whether the table has tombstones, read at the statement's first insert: a statement that
     // found none skips the lookup of each row's key (these settings live as long as the

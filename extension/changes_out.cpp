@@ -194,9 +194,10 @@ char *tombstones_of(Oid relid)
 {
     const Registration *reg = load_registration(relid, CurrentMemoryContext);
     if (!reg->lww)
-        return pstrdup("SELECT NULL::pg_catalog.int8, NULL::pg_catalog.jsonb, NULL::pg_catalog.uuid "
-                       "WHERE $1 IS NULL AND $2 IS NULL AND $3 IS NULL AND $4 IS NULL AND $5 IS "
-                       "NULL AND false");
+        return pstrdup(
+            "SELECT NULL::pg_catalog.int8, NULL::pg_catalog.jsonb, NULL::pg_catalog.uuid "
+            "WHERE $1 IS NULL AND $2 IS NULL AND $3 IS NULL AND $4 IS NULL AND $5 IS "
+            "NULL AND false");
     return tombstone_items_query(relid, reg);
 }
 

@@ -90,9 +90,8 @@ bool stored_row(Merge &m, const MergeRows &rows, int64 row, const int64 *version
 
 const pg_uuid_t *row_origin(const Merge &m, const MergeRows &rows, int64 row)
 {
-    return rows.values.nulls[m.ncolumns][row]
-               ? nullptr
-               : DatumGetUUIDP(rows.values.values[m.ncolumns][row]);
+    return rows.values.nulls[m.ncolumns][row] ? nullptr
+                                              : DatumGetUUIDP(rows.values.values[m.ncolumns][row]);
 }
 
 } // namespace

@@ -120,7 +120,8 @@ RowHash natural_row_hash(NaturalHash *h, const Datum *values, const bool *nulls)
         Datum hash = SPI_processed == 0 ? Datum(0)
                                         : SPI_getbinval(SPI_tuptable->vals[0],
                                                         SPI_tuptable->tupdesc, 2, &null_hash);
-        if (null_hash && deleted_reference_hash(h, r, reference_id(row[at], h->types[r]), &keys[r])) {
+        if (null_hash &&
+            deleted_reference_hash(h, r, reference_id(row[at], h->types[r]), &keys[r])) {
             row[at] = UUIDPGetDatum(&keys[r]);
             continue;
         }

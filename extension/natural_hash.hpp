@@ -18,7 +18,7 @@ struct NaturalHash {
     Oid *types;          // per reference: its integer type
     const char *
         *queries; // per reference: (id, key hash) of the referenced rows whose ids are in $1
-    SPIPlanPtr *prepared; // per reference: prepared on first use, freed with the context
+    SPIPlanPtr *prepared;       // per reference: prepared on first use, freed with the context
     Oid *parents;               // per reference: the referenced table
     AttrNumber *parent_attnums; // per reference: the referenced column
 };

@@ -285,8 +285,8 @@ void remember_deleted(const Registration *reg, TupleDesc desc, const Datum *valu
         ctl.keysize = sizeof(DeletedId);
         ctl.entrysize = sizeof(DeletedEntry);
         ctl.hcxt = TopTransactionContext;
-        deleted = hash_create("idsync deleted rows", 256, &ctl,
-                              HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        deleted =
+            hash_create("idsync deleted rows", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
     }
     Jsonb *json = nullptr;
     for (int i = 0; i < desc->natts; i++) {

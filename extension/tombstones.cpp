@@ -48,14 +48,15 @@ bool record_tombstone(Oid relid, const NaturalKey &key, int64 version, const pg_
     int64 point = next_point();
     RowHash h = tombstone_hash(key.hash, version);
     Oid types[8] = {OIDOID, UUIDOID, JSONBOID, INT8OID, INT8OID, UUIDOID, INT8OID, INT8OID};
-    Datum values[8] = {ObjectIdGetDatum(relid),
-                       UUIDPGetDatum(reinterpret_cast<pg_uuid_t *>(VARDATA(hash_bytes_of(key.hash)))),
-                       JsonbPGetDatum(key.json),
-                       Int64GetDatum(version),
-                       Int64GetDatum(point),
-                       origin != nullptr ? UUIDPGetDatum(const_cast<pg_uuid_t *>(origin)) : Datum(0),
-                       Int64GetDatum(static_cast<int64>(h.h1)),
-                       Int64GetDatum(static_cast<int64>(h.h2))};
+    Datum values[8] = {
+        ObjectIdGetDatum(relid),
+        UUIDPGetDatum(reinterpret_cast<pg_uuid_t *>(VARDATA(hash_bytes_of(key.hash)))),
+        JsonbPGetDatum(key.json),
+        Int64GetDatum(version),
+        Int64GetDatum(point),
+        origin != nullptr ? UUIDPGetDatum(const_cast<pg_uuid_t *>(origin)) : Datum(0),
+        Int64GetDatum(static_cast<int64>(h.h1)),
+        Int64GetDatum(static_cast<int64>(h.h2))};
     char nulls[9] = "        ";
     if (origin == nullptr)
         nulls[5] = 'n';
@@ -104,8 +105,8 @@ int64 drop_tombstone(Oid relid, RowHash key, int64 below)
     int64 version = -1;
     if (SPI_processed == 1) {
         bool isnull;
-        version = DatumGetInt64(
-            SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        version =
+            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     }
     SPI_finish();
     leave_owner_scope(scope);
@@ -141,10 +142,10 @@ void tombstone_versions(Oid relid, const RowHash *keys, int64 n, int64 *versions
         elog(ERROR, "idsync: reading tombstones failed");
     for (uint64 r = 0; r < SPI_processed; r++) {
         bool isnull;
-        int64 i = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1,
-                                              &isnull));
-        versions[i - 1] = DatumGetInt64(
-            SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+        int64 i =
+            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+        versions[i - 1] =
+            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
     }
     SPI_finish();
     leave_owner_scope(scope);
@@ -178,8 +179,7 @@ char *tombstone_items_query(Oid relid, const Registration *reg)
         "t WHERE t.relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid AND t.point "
         "OPERATOR(pg_catalog.>) $1 AND t.point OPERATOR(pg_catalog.<=) $2 ORDER BY t.point "
         "LIMIT $3",
-        quote_literal_cstr(reg->version_column), quote_literal_cstr(reg->tombstone_column),
-        relid);
+        quote_literal_cstr(reg->version_column), quote_literal_cstr(reg->tombstone_column), relid);
 }
 
 } // namespace idsync
