@@ -91,6 +91,9 @@ const PairCounter pair_counters[] = {
     {"idsyncd_echoes_avoided_total",
      "Rows not sent to the peer because the peer wrote them (no echo): their points only.",
      &PairStats::echoes_avoided},
+    {"idsyncd_schema_drift_skips_total",
+     "Passes that did not send the table: its columns, types, key or mode differ on the peer.",
+     &PairStats::schema_drift},
 };
 
 // One metric family over every (peer, table) pair; `value` returns nothing to leave a pair out.
@@ -162,6 +165,12 @@ void render_pairs(std::string &out, const Pairs &pairs, double now)
                     if (s.last_success_time <= 0)
                         return std::nullopt;
                     return format_double(s.last_success_time);
+                });
+    pair_family(out, pairs, "idsyncd_schema_drift", "gauge",
+                "1 while the table is not sent to the peer because their shapes differ (schema "
+                "drift, logged once), at the latest pass; else 0.",
+                [](const PairStats &s) -> std::optional<std::string> {
+                    return std::string(s.drifted ? "1" : "0");
                 });
     pair_family(out, pairs, "idsyncd_oldest_reject_seconds", "gauge",
                 "Age of the oldest row the peer parked as refused (0: none), at the latest pass.",

@@ -20,6 +20,8 @@ struct PairStats {
     uint64_t rejects = 0;          // rows the peer parked in idsync.rejects
     uint64_t corrected_points = 0; // the peer's point for us was beyond any we issued
     uint64_t echoes_avoided = 0;   // rows the peer wrote itself, not sent back to it
+    uint64_t schema_drift = 0;     // passes that skipped the table: its shape differs on the peer
+    bool drifted = false;          // gauge: the latest pass found the shapes different
     double pass_seconds = 0;       // gauge: duration of the latest pass of this pair
     int64_t lag_points = -1;       // gauge: local max point minus what the peer has; -1 unknown
     // Wall-clock times (Unix seconds; 0: never, or none): the end of the latest successful pass;

@@ -27,6 +27,9 @@ struct Preflight {
     // When an operator asked for a resync of the table to this peer (idsyncctl resync), the
     // time of the request as the local database prints it; empty when none.
     std::string resync_requested_at;
+    // The table's shape here and on the peer (schema_shape.hpp); empty when unknown.
+    std::string local_shape;
+    std::string remote_shape;
 };
 
 enum class Mode { no_change, hashmatch, bulk, diff };

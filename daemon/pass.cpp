@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "log.hpp"
+#include "schema_shape.hpp"
 #include "task_both.hpp"
 #include "uv_util.hpp"
 
@@ -11,8 +12,21 @@
 // cannot keep string-literal temporaries in a coroutine frame.)
 namespace sql {
 
+// A registered table's shape (schema_shape.hpp), from the catalogs and the registration, which
+// every version of idsync has: mode, key, and the replicated columns with their types and
+// whether each must be given.
+#define IDSYNC_TABLE_SHAPE                                                                         \
+    "(SELECT pg_catalog.jsonb_build_object('mode', t.mode, 'key', t.key_columns, 'columns', "      \
+    "COALESCE((SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.jsonb_build_object("      \
+    "'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'required', a.attnotnull AND NOT "  \
+    "a.atthasdef AND a.attidentity OPERATOR(pg_catalog.=) '')) FROM pg_catalog.pg_attribute a "   \
+    "WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND "  \
+    "NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '' AND a.attname "              \
+    "OPERATOR(pg_catalog.<>) ALL (t.local_columns)), '{}'))::text FROM idsync.tables t WHERE "     \
+    "t.relid OPERATOR(pg_catalog.=) $1::regclass)"
+
 constexpr const char *local_sync_info =
-    "SELECT node_id, max_point, row_count, content_hash, rejects "
+    "SELECT node_id, max_point, row_count, content_hash, rejects, " IDSYNC_TABLE_SHAPE " "
     "FROM idsync.sync_info($1::regclass, $2::bigint)";
 // The peer also merges the rows that waited there for a referenced row which has arrived since
 // (a merge in another session may have brought it).
@@ -24,7 +38,7 @@ constexpr const char *remote_sync_info =
     "$1::regclass AND r.sqlstate OPERATOR(pg_catalog.<>) '23503'), "
     "(SELECT EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) "
     "pg_catalog.min(r.rejected_at)) FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) "
-    "$1::regclass AND r.sqlstate OPERATOR(pg_catalog.=) '23503') "
+    "$1::regclass AND r.sqlstate OPERATOR(pg_catalog.=) '23503'), " IDSYNC_TABLE_SHAPE " "
     "FROM idsync.sync_info($1::regclass) s";
 constexpr const char *outgoing_point = "SELECT idsync.get_sync($1::regclass, $2::uuid, false)";
 constexpr const char *raise_outgoing_point =
@@ -110,6 +124,7 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
         co_await context.local.query(sql::local_sync_info, table.name, std::to_string(context.cut));
     preflight.local = {local.text(0, 0), local.int64(0, 1), local.int64(0, 2), local.text(0, 3),
                        local.int64(0, 4)};
+    preflight.local_shape = local.is_null(0, 5) ? "" : local.text(0, 5);
     PgResult remote =
         co_await context.remote.query(sql::remote_sync_info, table.name, preflight.local.node_id);
     preflight.remote = {remote.text(0, 0), remote.int64(0, 1), remote.int64(0, 2),
@@ -119,6 +134,7 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
         preflight.remote_oldest_reject = std::stod(remote.text(0, 7));
     if (!remote.is_null(0, 8))
         preflight.remote_oldest_waiting = std::stod(remote.text(0, 8));
+    preflight.remote_shape = remote.is_null(0, 9) ? "" : remote.text(0, 9);
     refuse_self(context, preflight);
     PgResult outgoing =
         co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
@@ -437,6 +453,11 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
     outcome.parked_known = true;
     outcome.oldest_reject_age = state.remote_oldest_reject;
     outcome.oldest_waiting_age = state.remote_oldest_waiting;
+    // A table whose shape differs on the peer in a way its rows cannot cross is skipped for that
+    // peer, not sent row by row into its rejects; the pass goes on once the shapes agree.
+    outcome.drift = schema_drift(state.local_shape, state.remote_shape);
+    if (!outcome.drift.empty())
+        co_return;
     co_await correct_forged_point(context, table, state, outcome);
     // A resync: every row goes, as to a peer that has none (the merge takes what it lacks).
     if (!state.resync_requested_at.empty()) {

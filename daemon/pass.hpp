@@ -59,6 +59,8 @@ struct TableOutcome {
     std::optional<double> oldest_reject_age;
     std::optional<double> oldest_waiting_age;
     std::string error;
+    // Not sent: the table's shape differs on the peer (schema_shape.hpp); what differs.
+    std::string drift;
 };
 
 // The start of a pass: captures every table's incoming points, then reads the cut.

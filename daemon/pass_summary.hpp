@@ -12,6 +12,12 @@
 // pass counts no mode.
 template <typename Counts> void count_outcome(Counts &counts, const TableOutcome &outcome)
 {
+    // A table skipped for schema drift did nothing: neither a success nor a failure (which would
+    // back the peer off), and no mode.
+    if (!outcome.drift.empty()) {
+        counts.schema_drift++;
+        return;
+    }
     if (outcome.success)
         counts.successes++;
     else if (!outcome.capped)
@@ -49,6 +55,7 @@ struct PassSummary {
     int bulk = 0;
     int diff = 0;
     int diff_capped = 0;
+    int schema_drift = 0;
     uint64_t rows_sent = 0;
     uint64_t rejects = 0;
     uint64_t corrected_points = 0;

@@ -62,6 +62,25 @@ void Peer::changed(const std::string &table)
         sleeper_.wake();
 }
 
+void Peer::note_drift(const std::string &table, const std::string &drift)
+{
+    // One line when a table's drift appears or changes, one when it is gone.
+    auto known = drifts_.find(table);
+    if (drift.empty()) {
+        if (known != drifts_.end()) {
+            log_info(strprintf("schema drift of %s to %s resolved: replicating it again",
+                               table.c_str(), config_.name.c_str()));
+            drifts_.erase(known);
+        }
+        return;
+    }
+    if (known != drifts_.end() && known->second == drift)
+        return;
+    log_warning(strprintf("schema drift: %s is not sent to %s until its shapes agree: %s",
+                          table.c_str(), config_.name.c_str(), drift.c_str()));
+    drifts_[table] = drift;
+}
+
 void Peer::count(const std::string &table, const TableOutcome &outcome, double seconds)
 {
     PairStats &stats = owner_.metrics().pair(config_.name, table);
@@ -75,8 +94,13 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
     if (outcome.success)
         stats.last_success_time = now;
     stats.last_pass_time = now;
-    stats.last_outcome = outcome.success ? "success" : outcome.capped ? "diff_capped" : "failure";
-    stats.last_mode = outcome.error.empty() || outcome.capped ? mode_name(outcome.mode) : "none";
+    stats.drifted = !outcome.drift.empty();
+    stats.last_outcome = stats.drifted     ? "schema_drift"
+                         : outcome.success ? "success"
+                         : outcome.capped  ? "diff_capped"
+                                           : "failure";
+    stats.last_mode =
+        !stats.drifted && (outcome.error.empty() || outcome.capped) ? mode_name(outcome.mode) : "none";
     if (outcome.success && outcome.lag == 0) {
         stats.caught_up_time = started;
         stats.behind = false;
@@ -161,6 +185,7 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         TableOutcome outcome = co_await replicate_table(context, table);
         count(table.name, outcome, monotonic_seconds() - table_started);
         summary.add(outcome);
+        note_drift(table.name, outcome.drift);
         if (outcome.stopped)
             log_info(strprintf("%s to %s: %s", table.name.c_str(), config_.name.c_str(),
                                outcome.error.c_str()));

@@ -45,6 +45,7 @@ private:
     // A pass of every registered table, or only of those in `only` (a change-driven pass).
     Task<PassSummary> pass(std::shared_ptr<const Config> config, const std::set<std::string> *only);
     void count(const std::string &table, const TableOutcome &outcome, double seconds);
+    void note_drift(const std::string &table, const std::string &drift);
 
     Replicator &owner_;
     PeerConfig config_;
@@ -57,6 +58,7 @@ private:
     int failures_ = 0;              // consecutive passes that could not reach the peer
     int local_failures_ = 0;        // consecutive passes that could not use the local database
     std::set<std::string> changed_; // tables changed since the last pass took them
+    std::map<std::string, std::string> drifts_; // tables skipped for schema drift, and why
     bool wakeable_ = false;         // sleeping until the next pass, not backing off
     PassSummary last_pass_;
 };

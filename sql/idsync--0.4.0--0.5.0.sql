@@ -292,6 +292,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     reg idsync.tables := idsync._registration(target);
     was_by_key boolean := cardinality(reg.reference_columns) > 0;
+    hashed text := reg.plan ->> 'columns';
     ref_columns name[];
     ref_queries text[];
 BEGIN
@@ -307,8 +308,11 @@ BEGIN
     WHERE t.relid = target;
     PERFORM idsync._registration_changed(target);
     PERFORM idsync._build_plan(target);
-    IF (cardinality(ref_columns) > 0) <> was_by_key THEN
-        -- The trigger hashes the other way from now on: the kept state must too.
+    IF (cardinality(ref_columns) > 0) <> was_by_key
+       OR hashed <> (SELECT t.plan ->> 'columns' FROM idsync.tables t WHERE t.relid = target) THEN
+        -- The trigger hashes the other way from now on, or the rows' replicated columns changed
+        -- (a column added, dropped or retyped changes every row's hash): the kept state must
+        -- follow.
         PERFORM idsync._recompute_content_state(target);
     END IF;
 END $$;
@@ -754,7 +758,14 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 
     SET plan = jsonb_build_object(
         -- the changes after $1 up to $2, at most $3, as items_since returns them
         -- (extension/natural_form.cpp)
-        'items', idsync._items_query(target))
+        'items', idsync._items_query(target),
+        -- the replicated columns and their types, which row hashes cover: when an ALTER TABLE
+        -- changes them, the kept content state is recomputed (_refresh_content_triggers)
+        'columns', (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
+                                      ', ' ORDER BY a.attname)
+                    FROM pg_attribute a
+                    WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+                      AND a.attgenerated = '' AND a.attname <> ALL (t.local_columns)))
     WHERE t.relid = target
 $$;
 

@@ -68,13 +68,14 @@ END $$;
 
 -- Keeps the content trigger's reference queries in the registration (generated here from the
 -- catalogs, never given by a caller), and recomputes the content state when the table starts
--- or stops having translated references. Called at registration and after every ALTER TABLE
+-- or stops having translated references, or its replicated columns change. Called at registration and after every ALTER TABLE
 -- of the table or of a table it references. SECURITY DEFINER for the same reason as above.
 CREATE FUNCTION _refresh_content_triggers(target regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     reg idsync.tables := idsync._registration(target);
     was_by_key boolean := cardinality(reg.reference_columns) > 0;
+    hashed text := reg.plan ->> 'columns';
     ref_columns name[];
     ref_queries text[];
 BEGIN
@@ -90,8 +91,11 @@ BEGIN
     WHERE t.relid = target;
     PERFORM idsync._registration_changed(target);
     PERFORM idsync._build_plan(target);
-    IF (cardinality(ref_columns) > 0) <> was_by_key THEN
-        -- The trigger hashes the other way from now on: the kept state must too.
+    IF (cardinality(ref_columns) > 0) <> was_by_key
+       OR hashed <> (SELECT t.plan ->> 'columns' FROM idsync.tables t WHERE t.relid = target) THEN
+        -- The trigger hashes the other way from now on, or the rows' replicated columns changed
+        -- (a column added, dropped or retyped changes every row's hash): the kept state must
+        -- follow.
         PERFORM idsync._recompute_content_state(target);
     END IF;
 END $$;

@@ -15,6 +15,13 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 
     SET plan = jsonb_build_object(
         -- the changes after $1 up to $2, at most $3, as items_since returns them
         -- (extension/natural_form.cpp)
-        'items', idsync._items_query(target))
+        'items', idsync._items_query(target),
+        -- the replicated columns and their types, which row hashes cover: when an ALTER TABLE
+        -- changes them, the kept content state is recomputed (_refresh_content_triggers)
+        'columns', (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
+                                      ', ' ORDER BY a.attname)
+                    FROM pg_attribute a
+                    WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+                      AND a.attgenerated = '' AND a.attname <> ALL (t.local_columns)))
     WHERE t.relid = target
 $$;

@@ -10,3 +10,4 @@ Suite *metrics_suite();
 Suite *http_suite();
 Suite *log_suite();
 Suite *task_both_suite();
+Suite *schema_shape_suite();
