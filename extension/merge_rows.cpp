@@ -1,5 +1,6 @@
 #include "merge_rows.hpp"
 
+#include "conflicts.hpp"
 #include "kept_plans.hpp"
 #include "reference_keys.hpp"
 #include "state_access.hpp"
@@ -333,6 +334,8 @@ void run_write(void *arg)
     if (m.reg->lww) {
         b.keys = group_rows(b.target, b.values);
         keep_newest(b, m.reg);
+        if (m.reg->conflicts_kept > 0)
+            record_lost_rows(m, *call->rows, live, b);
         call->counts = upsert_newest(b, m.reg);
         call->counts.updated += deletes.updated;
     } else {
@@ -516,6 +519,7 @@ void write_rows(Merge &m, MergeRows &rows, bool by_halves)
 void flush_parked(Merge &m)
 {
     write_parked(m.parked, m.relid, m.source, m.source_null);
+    trim_conflicts(m);
 }
 
 Datum merge_counts_record(FunctionCallInfo fcinfo, const MergeResult &r)

@@ -63,6 +63,7 @@ struct Merge {
     ParkedRows parked;
     MergeCounts counts;
     int64 rejected;
+    int64 conflicts; // conflict records written since the last trim (conflicts.hpp)
 };
 
 // Opens a merge into registered table `relid` in the name of `source`: the table locked, its

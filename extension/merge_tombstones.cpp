@@ -4,6 +4,7 @@
 #include "merge_rows.hpp"
 
 #include "target_table.hpp"
+#include "conflicts.hpp"
 #include "hlc.hpp"
 #include "kept_plans.hpp"
 #include "reference_keys.hpp"
@@ -35,7 +36,9 @@ KeyPlan *table_key(Merge &m)
 // `version`, "DELETE ... WHERE <key> AND version <= $n RETURNING true"; without, "SELECT true
 // ... WHERE <key>". Run as the caller; the key's NULLs compare as IS NULL, as the key index's
 // NULLS NOT DISTINCT does.
-bool stored_row(Merge &m, const MergeRows &rows, int64 row, const int64 *version)
+bool stored_row(Merge &m, const MergeRows &rows, int64 row, const int64 *version,
+                int64 *found_version = nullptr, pg_uuid_t *found_origin = nullptr,
+                bool *origin_null = nullptr)
 {
     const TargetTable &t = m.batch.target;
     int nkey = m.reg->nkey;
@@ -44,7 +47,8 @@ bool stored_row(Merge &m, const MergeRows &rows, int64 row, const int64 *version
     if (version != nullptr)
         appendStringInfo(&sql, "DELETE FROM %s t WHERE ", t.name);
     else
-        appendStringInfo(&sql, "SELECT true FROM %s t WHERE ", t.name);
+        appendStringInfo(&sql, "SELECT t.%s, t.idsync_origin FROM %s t WHERE ",
+                         quote_identifier(m.reg->version_column), t.name);
     Oid *types = work_array<Oid>(nkey + 1);
     Datum *values = work_array<Datum>(nkey + 1);
     int nargs = 0;
@@ -84,8 +88,46 @@ bool stored_row(Merge &m, const MergeRows &rows, int64 row, const int64 *version
     if (ret < 0)
         elog(ERROR, "idsync: looking up a stored row failed: %s", SPI_result_code_string(ret));
     bool found = SPI_processed > 0;
+    if (found && version == nullptr && found_version != nullptr) {
+        bool isnull;
+        Datum v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        *found_version = isnull ? -1 : DatumGetInt64(v);
+        Datum o = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, origin_null);
+        if (!*origin_null)
+            *found_origin = *DatumGetUUIDP(o);
+    }
     SPI_freetuptable(SPI_tuptable);
     return found;
+}
+
+// The node of the tombstone of `key` (nullptr: this one).
+const pg_uuid_t *buried_origin(Oid relid, RowHash key)
+{
+    Oid types[2] = {OIDOID, UUIDOID};
+    Datum values[2] = {ObjectIdGetDatum(relid),
+                       UUIDPGetDatum(reinterpret_cast<pg_uuid_t *>(VARDATA(hash_bytes_of(key))))};
+    MemoryContext caller = CurrentMemoryContext;
+    OwnerScope scope = enter_owner_scope();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    if (SPI_execute_plan(kept_plan("SELECT t.origin FROM idsync.tombstones t WHERE t.relid "
+                                   "OPERATOR(pg_catalog.=) $1 AND t.key_hash "
+                                   "OPERATOR(pg_catalog.=) $2",
+                                   2, types),
+                         values, nullptr, true, 1) != SPI_OK_SELECT)
+        elog(ERROR, "idsync: reading a tombstone failed");
+    pg_uuid_t *origin = nullptr;
+    bool isnull = true;
+    Datum o = SPI_processed > 0
+                  ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)
+                  : Datum(0);
+    if (!isnull) {
+        origin = static_cast<pg_uuid_t *>(MemoryContextAlloc(caller, sizeof(pg_uuid_t)));
+        *origin = *DatumGetUUIDP(o);
+    }
+    SPI_finish();
+    leave_owner_scope(scope);
+    return origin;
 }
 
 const pg_uuid_t *row_origin(const Merge &m, const MergeRows &rows, int64 row)
@@ -124,8 +166,16 @@ void apply_tombstones(Merge &m, const MergeRows &rows, const int32 *idx, int64 c
             // The table's foreign keys act on this delete; one that refuses raises 23503 and
             // the tombstone is parked as waiting (write_by_halves).
             deleted = stored_row(m, rows, row, &version);
-            if (!deleted && stored_row(m, rows, row, nullptr))
-                continue; // the row here is newer
+            int64 newer;
+            pg_uuid_t origin;
+            bool origin_null = true;
+            if (!deleted && stored_row(m, rows, row, nullptr, &newer, &origin, &origin_null)) {
+                // The row here is newer.
+                if (m.reg->conflicts_kept > 0)
+                    record_conflict(m, rows, row, ConflictKind::delete_lost_to_row, newer,
+                                    origin_null ? nullptr : &origin);
+                continue;
+            }
         }
         if (record_tombstone(m.relid, natural, version, row_origin(m, rows, row)) || deleted)
             counts.updated++;
@@ -151,8 +201,12 @@ int64 drop_buried(Merge &m, const MergeRows &rows, int32 *idx, int64 count)
         if (buried[i] >= 0) {
             // A row without a version loses; a tie goes to the tombstone.
             if (rows.values.nulls[vc][row] ||
-                DatumGetInt64(rows.values.values[vc][row]) <= buried[i])
+                DatumGetInt64(rows.values.values[vc][row]) <= buried[i]) {
+                if (m.reg->conflicts_kept > 0)
+                    record_conflict(m, rows, row, ConflictKind::row_lost_to_delete, buried[i],
+                                    buried_origin(m.relid, hashes[i]));
                 continue;
+            }
             drop_tombstone(m.relid, hashes[i], DatumGetInt64(rows.values.values[vc][row]));
         }
         idx[kept++] = static_cast<int32>(row);

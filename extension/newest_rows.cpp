@@ -48,16 +48,6 @@ int compare_hashes(RowHash a, RowHash b)
     return a.h2 < b.h2 ? -1 : a.h2 > b.h2;
 }
 
-// The row hash of the row `alias`, as _row_hash_expr has it: with references, by natural keys;
-// else of the stored columns, leaving out the local columns ($<n + 1>).
-char *hash_expr(const TargetTable &t, const Registration *reg, const char *alias)
-{
-    if (reg->nreferences > 0)
-        return psprintf("idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, %s)",
-                        RelationGetRelid(t.rel), alias);
-    return psprintf("idsync.row_hash(%s, $%d)", alias, t.ncolumns + 1);
-}
-
 // INSERT INTO t AS cur (columns) SELECT * FROM ROWS FROM (unnest($1), ...) AS s (columns)
 // WHERE NOT EXISTS (a stored row of that key as new or newer) ON CONFLICT (key) DO UPDATE SET
 // <non-key columns> = excluded.<column> WHERE (cur.version, hash of cur) < (excluded.version,
@@ -96,6 +86,21 @@ char *build_upsert_sql(const TargetTable &t, const Registration *reg)
 }
 
 } // namespace
+
+char *hash_expr(const TargetTable &t, const Registration *reg, const char *alias)
+{
+    if (reg->nreferences > 0)
+        return psprintf("idsync._natural_row_hash(%u::pg_catalog.oid::pg_catalog.regclass, %s)",
+                        RelationGetRelid(t.rel), alias);
+    return psprintf("idsync.row_hash(%s, $%d)", alias, t.ncolumns + 1);
+}
+
+RowHash incoming_hash(const Batch &b, const Registration *reg, NaturalHash **hash, int64 row)
+{
+    if (*hash == nullptr)
+        *hash = natural_hash(b.target.rel, reg, CurrentMemoryContext);
+    return input_hash(b, *hash, row);
+}
 
 void keep_newest(Batch &b, const Registration *reg)
 {

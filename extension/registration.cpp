@@ -156,6 +156,12 @@ Registration *read_registration(Oid relid, MemoryContext context)
         int nqueries =
             array_column(row, desc, tables, "reference_queries", context, &reg->reference_queries);
         reg->nreferences = Min(ncolumns, nqueries);
+        AttrNumber kept = get_attnum(tables, "conflicts_kept");
+        if (kept != InvalidAttrNumber) {
+            bool isnull;
+            Datum value = heap_getattr(row, kept, desc, &isnull);
+            reg->conflicts_kept = isnull ? 0 : DatumGetInt32(value);
+        }
     }
     systable_endscan(scan);
     UnregisterSnapshot(snapshot);

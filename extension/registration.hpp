@@ -23,6 +23,7 @@ struct Registration {
     char **reference_columns;
     char **reference_queries;
     int nreferences;
+    int conflicts_kept;   // lww: conflict records kept (idsync.record_conflicts); 0: none
     bool schema_outdated; // idsync's tables predate 0.5.0 (ALTER EXTENSION UPDATE pending)
 };
 

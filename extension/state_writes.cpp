@@ -239,6 +239,7 @@ IDSYNC_FUNCTION(idsync_forget)
         "r AS (DELETE FROM idsync.resync_requests WHERE relid::pg_catalog.oid "
         "OPERATOR(pg_catalog.=) $1), "
         "g AS (DELETE FROM idsync.tombstones WHERE relid OPERATOR(pg_catalog.=) $1), "
+        "f AS (DELETE FROM idsync.conflicts WHERE relid OPERATOR(pg_catalog.=) $1), "
         "x AS (DELETE FROM idsync.discarded_rejects WHERE relid::pg_catalog.oid "
         "OPERATOR(pg_catalog.=) $1) "
         "DELETE FROM idsync.rejects WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",

@@ -80,6 +80,38 @@ CREATE TABLE tombstones (
 CREATE INDEX ON tombstones (relid, point);
 SELECT pg_catalog.pg_extension_config_dump('tombstones', '');
 
+-- Versions of lww rows that lost to another version of their key in a merge, for the tables
+-- that record them (idsync.record_conflicts): the lost version as it came (an item: the row by
+-- column name, references as natural keys; a tombstone: its key, version and marker), its
+-- version and node, the version that won and its node (NULL: this one), and what lost to what.
+-- The newest conflicts_kept per table are kept.
+CREATE TABLE conflicts (
+    conflict_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relid oid NOT NULL,
+    key jsonb NOT NULL,
+    lost jsonb NOT NULL,
+    lost_version bigint,
+    lost_origin uuid,
+    won_version bigint NOT NULL,
+    won_origin uuid,
+    kind text NOT NULL CHECK (kind IN ('row lost to row', 'row lost to delete', 'delete lost to row')),
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON conflicts (relid, conflict_id);
+SELECT pg_catalog.pg_extension_config_dump('conflicts', '');
+
+-- lww: how many conflict records idsync.conflicts keeps for the table (NULL: none are
+-- recorded); set by idsync.record_conflicts.
+ALTER TABLE tables ADD COLUMN conflicts_kept integer CHECK (conflicts_kept > 0);
+
+-- Conflict records of an lww table (extension/conflicts.cpp): record_conflicts(t, keep) keeps
+-- the newest `keep` losing versions of t's merges in idsync.conflicts; keep NULL stops recording
+-- (and forgets the records). Administrators who own the table.
+CREATE FUNCTION record_conflicts(target regclass, keep integer DEFAULT 10000) RETURNS void
+AS 'MODULE_PATHNAME', 'idsync_record_conflicts' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION record_conflicts(regclass, integer) IS
+'keep the newest `keep` versions of an lww table''s rows that lost a conflict in a merge, in idsync.conflicts (NULL: stop)';
+
 -- Tombstones (extension/tombstones.hpp): a delete removes the row, and its tombstone is kept in
 -- idsync.tombstones, replicated by items_since (bulk copies: tombstones_since), purged by
 -- reclaim. The building blocks:
@@ -631,6 +663,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                  'begin_bulk', 'end_bulk',
                                  'correct_sync', 'stable_point', 'compact', 'row_hash', 'node_id']
           WHEN 'admin' THEN ARRAY['replicate', 'unreplicate', 'reclaim', 'compact', 'retry_rejects',
+                                  'record_conflicts',
                                   'discard_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'tombstones_since', 'bulk_query',

@@ -41,6 +41,9 @@ CREATE TABLE tables (
     -- The table's replication plan, built once by _build_plan when the table is registered or
     -- altered (or a table it references is): what merges, items_since and the stage execute.
     plan jsonb NOT NULL DEFAULT '{}',
+    -- lww: how many conflict records idsync.conflicts keeps for the table (NULL: none are
+    -- recorded); set by idsync.record_conflicts.
+    conflicts_kept integer CHECK (conflicts_kept > 0),
     CHECK ((mode = 'lww') = (version_column IS NOT NULL AND tombstone_column IS NOT NULL))
 );
 
@@ -101,6 +104,25 @@ CREATE TABLE tombstones (
 );
 CREATE INDEX ON tombstones (relid, point);
 
+-- Versions of lww rows that lost to another version of their key in a merge, for the tables
+-- that record them (idsync.record_conflicts): the lost version as it came (an item: the row by
+-- column name, references as natural keys; a tombstone: its key, version and marker), its
+-- version and node, the version that won and its node (NULL: this one), and what lost to what.
+-- The newest conflicts_kept per table are kept.
+CREATE TABLE conflicts (
+    conflict_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relid oid NOT NULL,
+    key jsonb NOT NULL,
+    lost jsonb NOT NULL,
+    lost_version bigint,
+    lost_origin uuid,
+    won_version bigint NOT NULL,
+    won_origin uuid,
+    kind text NOT NULL CHECK (kind IN ('row lost to row', 'row lost to delete', 'delete lost to row')),
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON conflicts (relid, conflict_id);
+
 -- The roles granted a kind (admin, daemon, peer) by the extension's owner; a peer role speaks
 -- for the node node_id. By name, so that dumps restore them.
 CREATE TABLE roles (
@@ -146,6 +168,7 @@ SELECT pg_catalog.pg_extension_config_dump('incoming_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('outgoing_sync', '');
 SELECT pg_catalog.pg_extension_config_dump('rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('tombstones', '');
+SELECT pg_catalog.pg_extension_config_dump('conflicts', '');
 SELECT pg_catalog.pg_extension_config_dump('resync_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('retired_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('discarded_rejects', '');

@@ -25,3 +25,11 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION reclaim(regclass, interval) IS
 'purge tombstones and sync rows older than older_than (Swift''s reclaim_age); must exceed the longest replication delay';
+
+-- Conflict records of an lww table (extension/conflicts.cpp): record_conflicts(t, keep) keeps
+-- the newest `keep` losing versions of t's merges in idsync.conflicts; keep NULL stops recording
+-- (and forgets the records). Administrators who own the table.
+CREATE FUNCTION record_conflicts(target regclass, keep integer DEFAULT 10000) RETURNS void
+AS 'MODULE_PATHNAME', 'idsync_record_conflicts' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION record_conflicts(regclass, integer) IS
+'keep the newest `keep` versions of an lww table''s rows that lost a conflict in a merge, in idsync.conflicts (NULL: stop)';

@@ -25,6 +25,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                  'begin_bulk', 'end_bulk',
                                  'correct_sync', 'stable_point', 'compact', 'row_hash', 'node_id']
           WHEN 'admin' THEN ARRAY['replicate', 'unreplicate', 'reclaim', 'compact', 'retry_rejects',
+                                  'record_conflicts',
                                   'discard_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'tombstones_since', 'bulk_query',

@@ -1,0 +1,79 @@
+-- Conflict records of lww tables (idsync.record_conflicts): the versions that lose in a merge
+-- are kept in idsync.conflicts with the version that won, the newest `keep` per table.
+CREATE SCHEMA cf;
+SET search_path = cf, public;
+CREATE TABLE kv (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, v text);
+CREATE TABLE facts (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE);
+SELECT idsync.replicate('kv', '{k}', 'lww');
+SELECT idsync.replicate('facts', '{k}');
+
+-- Only for lww tables, a positive number, administrators who own the table.
+SELECT try($$SELECT idsync.record_conflicts('cf.facts')$$);
+SELECT try($$SELECT idsync.record_conflicts('cf.kv', 0)$$);
+CREATE ROLE idsync_cf_nobody;
+GRANT USAGE ON SCHEMA idsync, cf TO idsync_cf_nobody;
+GRANT EXECUTE ON FUNCTION idsync.record_conflicts(regclass, integer) TO idsync_cf_nobody;
+SET ROLE idsync_cf_nobody;
+SELECT try($$SELECT idsync.record_conflicts('cf.kv')$$);
+RESET ROLE;
+REVOKE ALL ON SCHEMA idsync, cf FROM idsync_cf_nobody;
+REVOKE EXECUTE ON FUNCTION idsync.record_conflicts(regclass, integer) FROM idsync_cf_nobody;
+DROP ROLE idsync_cf_nobody;
+
+-- Not recording yet: a merge that loses leaves nothing.
+INSERT INTO kv (k, v, idsync_version) VALUES ('a', 'here', 100), ('b', 'here', 100), ('c', 'here', 100);
+SELECT unchanged FROM idsync.merge_items('kv',
+    '[{"point": 1, "item": {"k": "a", "v": "old", "idsync_version": 50}}]',
+    '00000000-0000-0000-0000-00000000000a');
+SELECT count(*) AS records FROM idsync.conflicts;
+
+SELECT idsync.record_conflicts('kv', 4);
+SELECT conflicts_kept FROM idsync.tables WHERE relid = 'kv'::regclass;
+-- An older row loses (recorded), a newer one wins (an update, not recorded), the same row again
+-- is no conflict.
+SELECT received, updated, unchanged FROM idsync.merge_items('kv',
+    '[{"point": 2, "item": {"k": "a", "v": "old", "idsync_version": 50}},
+      {"point": 3, "item": {"k": "b", "v": "newer", "idsync_version": 200}},
+      {"point": 4, "item": {"k": "c", "v": "here", "idsync_version": 100}}]',
+    '00000000-0000-0000-0000-00000000000a');
+SELECT key, lost, lost_version, lost_origin, won_version, won_origin, kind
+FROM idsync.conflicts ORDER BY conflict_id;
+-- A tie with other content: the larger row hash wins; the loser is recorded when it came in.
+SELECT unchanged, updated FROM idsync.merge_items('kv',
+    '[{"point": 5, "item": {"k": "c", "v": "tie", "idsync_version": 100}}]',
+    '00000000-0000-0000-0000-00000000000b');
+SELECT v AS c_now FROM kv WHERE k = 'c';
+SELECT count(*) FILTER (WHERE lost ->> 'v' = 'tie') = (SELECT count(*) FROM kv WHERE k = 'c' AND v = 'here')
+       AS recorded_when_it_lost
+FROM idsync.conflicts;
+-- A delete older than the row here loses; a row older than the tombstone here loses.
+DELETE FROM kv WHERE k = 'b';
+SELECT version AS b_deleted FROM idsync.tombstones WHERE relid = 'kv'::regclass \gset
+SELECT received FROM idsync.merge_items('kv',
+    '[{"point": 6, "item": {"k": "a", "idsync_version": 60, "idsync_deleted": true}},
+      {"point": 7, "item": {"k": "b", "v": "late", "idsync_version": 300}}]',
+    '00000000-0000-0000-0000-00000000000b');
+SELECT key, lost ->> 'v' AS lost_v, lost_version, won_version = :b_deleted AS won_by_the_delete,
+       won_origin, kind
+FROM idsync.conflicts WHERE kind <> 'row lost to row' ORDER BY conflict_id;
+-- Only the newest `keep` (4) records stay.
+SELECT unchanged FROM idsync.merge_items('kv',
+    '[{"point": 8, "item": {"k": "a", "v": "older", "idsync_version": 10}},
+      {"point": 9, "item": {"k": "a", "v": "oldest", "idsync_version": 5}}]',
+    '00000000-0000-0000-0000-00000000000b');
+SELECT count(*) AS records, max(conflict_id) - min(conflict_id) < 10 AS newest_kept,
+       bool_or(lost ->> 'v' = 'older') AS last_batch_kept
+FROM idsync.conflicts WHERE relid = 'kv'::regclass;
+-- NULL stops recording and forgets the records; unregistering forgets them too.
+SELECT idsync.record_conflicts('kv', NULL);
+SELECT count(*) AS records FROM idsync.conflicts;
+SELECT idsync.record_conflicts('kv', 10);
+SELECT count(*) AS recorded FROM idsync.merge_items('kv',
+    '[{"point": 10, "item": {"k": "a", "v": "old", "idsync_version": 50}}]',
+    '00000000-0000-0000-0000-00000000000a');
+SELECT idsync.unreplicate('kv');
+SELECT count(*) AS records FROM idsync.conflicts;
+
+SELECT idsync.unreplicate('facts');
+DROP SCHEMA cf CASCADE;
+RESET search_path;
