@@ -7,6 +7,7 @@
 //   idsyncctl -c FILE [--dsn DSN] rejects retry [TABLE]       merge them again
 //   idsyncctl -c FILE [--dsn DSN] rejects discard TABLE [ID]  drop them, keeping a record
 //   idsyncctl -c FILE resync TABLE PEER         the next pass copies TABLE to PEER in bulk
+//   idsyncctl -c FILE conflicts [TABLE] [--json]  lww versions that lost in merges here
 //
 // Exit status: 0 in sync (status) or done; 1 not in sync, a node unreachable, or a query
 // failed; 2 usage or configuration error (also a peer the file does not name).
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "ctl_conflicts.hpp"
 #include "ctl_rejects.hpp"
 #include "ctl_resync.hpp"
 #include "ctl_status.hpp"
@@ -38,6 +40,7 @@ void print_usage(FILE *out)
                  "       idsyncctl -c FILE [--dsn DSN] rejects retry [TABLE]\n"
                  "       idsyncctl -c FILE [--dsn DSN] rejects discard TABLE [ID ...]\n"
                  "       idsyncctl -c FILE resync TABLE PEER\n"
+                 "       idsyncctl -c FILE conflicts [TABLE] [--json]\n"
                  "\n"
                  "Answers an operator's questions about the idsync node whose idsyncd reads FILE.\n"
                  "\n"
@@ -50,6 +53,9 @@ void print_usage(FILE *out)
                  "            idsync.discarded_rejects): both as an administrator (--dsn)\n"
                  "  resync    idsyncd's next pass to PEER copies TABLE in bulk (a repair; safe\n"
                  "            while loaders run: the peer takes only the rows it lacks)\n"
+                 "  conflicts the versions of lww rows that lost to another version in a merge\n"
+                 "            here, newest first, for the tables that record them\n"
+                 "            (idsync.record_conflicts)\n"
                  "\n"
                  "  -c, --config FILE   idsyncd's configuration file\n"
                  "      --dsn DSN       connect to the local database with DSN instead of the\n"
@@ -119,8 +125,9 @@ int main(int argc, char **argv)
     const std::string &command = args[0];
     if ((command == "status" && args.size() != 1) ||
         (command == "rejects" && !rejects_args_ok(args)) ||
-        (command == "resync" && args.size() != 3) ||
-        (command != "status" && command != "rejects" && command != "resync")) {
+        (command == "resync" && args.size() != 3) || (command == "conflicts" && args.size() > 2) ||
+        (command != "status" && command != "rejects" && command != "resync" &&
+         command != "conflicts")) {
         fprintf(stderr, "idsyncctl: unknown command or extra arguments: %s\n", command.c_str());
         print_usage(stderr);
         return exit_usage;
@@ -145,6 +152,8 @@ int main(int argc, char **argv)
     try {
         if (command == "resync")
             fputs(request_resync(config, args[1], args[2]).c_str(), stdout);
+        else if (command == "conflicts")
+            fputs(conflicts_report(config, args.size() > 1 ? args[1] : "", json).c_str(), stdout);
         else if (args.size() > 1 && args[1] == "retry")
             fputs(retry_rejects(config, args.size() > 2 ? args[2] : "").c_str(), stdout);
         else if (args.size() > 1 && args[1] == "discard")

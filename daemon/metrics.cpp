@@ -233,5 +233,11 @@ std::string Metrics::render(double now) const
     render_peers(out, peers_);
     header(out, "idsyncd_local_up", "gauge", "1 if the local database answered the latest pass.");
     sample(out, "idsyncd_local_up", "", local_up_ ? "1" : "0");
+    header(out, "idsyncd_conflict_records", "gauge",
+           "Conflict records kept on this node for the table (idsync.conflicts: lww versions "
+           "that lost in a merge, for tables that record them), at the latest pass.");
+    for (const auto &[table, count] : conflict_records_)
+        sample(out, "idsyncd_conflict_records", "{table=\"" + escape_label(table) + "\"}",
+               std::to_string(count));
     return out;
 }

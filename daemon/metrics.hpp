@@ -54,6 +54,11 @@ public:
     }
     PeerStats &peer(const std::string &name) { return peers_[name]; }
     void set_local_up(bool up) { local_up_ = up; }
+    // The conflict records kept on the local node for `table` (idsync.conflicts).
+    void set_conflict_records(const std::string &table, int64_t count)
+    {
+        conflict_records_[table] = count;
+    }
     bool local_up() const { return local_up_; }
     // Drops a peer that left the configuration.
     void forget_peer(const std::string &name);
@@ -66,4 +71,5 @@ private:
     std::map<std::pair<std::string, std::string>, PairStats> pairs_;
     std::map<std::string, PeerStats> peers_;
     bool local_up_ = false;
+    std::map<std::string, int64_t> conflict_records_;
 };

@@ -83,6 +83,11 @@ constexpr const char *resync_done =
     "SELECT idsync._resync_done($1::regclass, $2::uuid, $3::timestamptz)";
 constexpr const char *begin_bulk = "SELECT idsync.begin_bulk($1::regclass, $2::uuid)";
 constexpr const char *end_bulk = "SELECT idsync.end_bulk($1::regclass, $2::uuid, $3::bigint)";
+// The conflict records kept here per table, named as replicated_tables names them.
+constexpr const char *conflict_counts =
+    "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.count(*) "
+    "FROM idsync.conflicts x JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.relid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace GROUP BY 1";
 constexpr const char *registered_tables =
     "SELECT table_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(columns) c), "
     "', '), depth FROM idsync.replicated_tables()";
@@ -522,6 +527,15 @@ Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables)
     start.cut = stable.int64(0, 0);
     start.pass_on_syncs = last.int64(0, 0) <= start.cut;
     co_return start;
+}
+
+Task<std::map<std::string, int64_t>> conflict_counts(PgConnection &local)
+{
+    PgResult result = co_await local.query(sql::conflict_counts);
+    std::map<std::string, int64_t> counts;
+    for (int row = 0; row < result.rows(); row++)
+        counts[result.text(row, 0)] = result.int64(row, 1);
+    co_return counts;
 }
 
 Task<std::vector<TableInfo>> list_tables(PgConnection &local)

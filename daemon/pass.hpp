@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,8 @@ struct PassStart {
     int64_t last_issued = 0;
 };
 Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables);
+// The conflict records kept on the local node, per table (idsync.conflicts).
+Task<std::map<std::string, int64_t>> conflict_counts(PgConnection &local);
 // The local registered tables, parents first.
 Task<std::vector<TableInfo>> list_tables(PgConnection &local);
 // Never throws: failures are in the outcome. Connections left inside a transaction or a COPY

@@ -141,6 +141,14 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         // have (transitive sync); then the cut of the pass.
         start = co_await start_pass(*local_, tables);
         owner_.metrics().set_local_up(true);
+        try {
+            std::map<std::string, int64_t> conflicts = co_await conflict_counts(*local_);
+            for (const TableInfo &table : tables)
+                owner_.metrics().set_conflict_records(table.name, conflicts[table.name]);
+        } catch (const PgError &error) {
+            if (error.connection_lost) // (idsync before 0.5.0 keeps no conflict records)
+                throw;
+        }
     } catch (const PgError &error) {
         owner_.metrics().set_local_up(!error.connection_lost);
         // Once per outage, not once per retry.

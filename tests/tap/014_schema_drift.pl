@@ -144,7 +144,8 @@ for my $name (@names) {
                     FROM idsync.table_hash('$table'))}), 't',
             "$name: the kept hash of $table equals its recomputation");
     }
-    is(query($name, 'SELECT count(*) FROM idsync.rejects'), '0', "$name: no rejects");
+    is(query($name, 'SELECT count(*) FROM idsync.rejects'), '0', "$name: no rejects")
+        or diag(query($name, 'SELECT source, point, item, sqlstate, message FROM idsync.rejects'));
     for my $loader (@names) {
         is(query($name, qq{
             SELECT count(*) || ' ' || count(note) FROM item WHERE name LIKE '$loader-%'}),
