@@ -56,3 +56,18 @@ AS 'MODULE_PATHNAME', 'idsync_tombstones_since' LANGUAGE C VOLATILE
 SET enable_seqscan = off SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION tombstones_since(regclass, bigint, integer, bigint, uuid) IS
 'the tombstones of an lww table after a point, in point order, up to the stable point (and up_to), as items_since returns changes';
+
+-- What idsyncctl compare and repair read on each node (extension/compare.cpp): rows (and lww
+-- tombstones) by buckets of their key hashes, the hashes every node computes alike; first the
+-- per-bucket counts and hash XORs, then the rows of the buckets that differ.
+CREATE FUNCTION compare_buckets(target regclass, bits integer DEFAULT 12)
+RETURNS TABLE (bucket integer, row_count bigint, hash1 bigint, hash2 bigint)
+AS 'MODULE_PATHNAME', 'idsync_compare_buckets' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION compare_buckets(regclass, integer) IS
+'per bucket of the first `bits` bits of the key hash: the rows (and lww tombstones) and the XOR of their row hashes';
+
+CREATE FUNCTION compare_rows(target regclass, buckets integer[], bits integer DEFAULT 12)
+RETURNS TABLE (key_hash uuid, row_hash uuid, key jsonb, item jsonb, origin uuid)
+AS 'MODULE_PATHNAME', 'idsync_compare_rows' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION compare_rows(regclass, integer[], integer) IS
+'the rows (and lww tombstones) of some buckets: key hash, row hash, natural key, item, the node that wrote it';

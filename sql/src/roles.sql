@@ -18,9 +18,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                          '_registration_changed'])
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
-                                   'items_since', 'tombstones_since', 'bulk_query', 'merge_syncs', 'stable_point',
+                                   'items_since', 'tombstones_since', 'bulk_query',
+                                   'compare_buckets', 'compare_rows', 'merge_syncs', 'stable_point',
                                    'compact', 'row_hash', 'node_id', 'request_resync']
           WHEN 'peer' THEN ARRAY['sync_info', 'get_sync', 'get_syncs', 'merge_items',
+                                 'compare_buckets', 'compare_rows',
                                  'merge_staged', 'merge_syncs', 'create_staging', 'retry_waiting',
                                  'begin_bulk', 'end_bulk',
                                  'correct_sync', 'stable_point', 'compact', 'row_hash', 'node_id']
@@ -29,7 +31,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   'discard_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'tombstones_since', 'bulk_query',
-                                  'merge_items',
+                                  'compare_buckets', 'compare_rows', 'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
                                   'begin_bulk', 'end_bulk', 'request_resync', 'retire_node',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
