@@ -8,6 +8,8 @@
 //   idsyncctl -c FILE [--dsn DSN] rejects discard TABLE [ID]  drop them, keeping a record
 //   idsyncctl -c FILE resync TABLE PEER         the next pass copies TABLE to PEER in bulk
 //   idsyncctl -c FILE conflicts [TABLE] [--json]  lww versions that lost in merges here
+//   idsyncctl -c FILE compare TABLE PEER [--json]  which natural keys differ, and how
+//   idsyncctl -c FILE --dsn DSN repair TABLE PEER  send exactly those rows, both ways
 //
 // Exit status: 0 in sync (status) or done; 1 not in sync, a node unreachable, or a query
 // failed; 2 usage or configuration error (also a peer the file does not name).
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "ctl_compare.hpp"
 #include "ctl_conflicts.hpp"
 #include "ctl_rejects.hpp"
 #include "ctl_resync.hpp"
@@ -41,6 +44,8 @@ void print_usage(FILE *out)
                  "       idsyncctl -c FILE [--dsn DSN] rejects discard TABLE [ID ...]\n"
                  "       idsyncctl -c FILE resync TABLE PEER\n"
                  "       idsyncctl -c FILE conflicts [TABLE] [--json]\n"
+                 "       idsyncctl -c FILE compare TABLE PEER [--json]\n"
+                 "       idsyncctl -c FILE --dsn DSN repair TABLE PEER [--json]\n"
                  "\n"
                  "Answers an operator's questions about the idsync node whose idsyncd reads FILE.\n"
                  "\n"
@@ -56,6 +61,11 @@ void print_usage(FILE *out)
                  "  conflicts the versions of lww rows that lost to another version in a merge\n"
                  "            here, newest first, for the tables that record them\n"
                  "            (idsync.record_conflicts)\n"
+                 "  compare   the natural keys of TABLE that differ here and on PEER (missing\n"
+                 "            here, missing there, different), found by comparing hashes over\n"
+                 "            buckets of keys, level by level; exit 0 when none, else 1\n"
+                 "  repair    compare, send exactly those rows both ways by the table's rules\n"
+                 "            (lww: the newer wins), compare again; as an administrator (--dsn)\n"
                  "\n"
                  "  -c, --config FILE   idsyncd's configuration file\n"
                  "      --dsn DSN       connect to the local database with DSN instead of the\n"
@@ -126,8 +136,9 @@ int main(int argc, char **argv)
     if ((command == "status" && args.size() != 1) ||
         (command == "rejects" && !rejects_args_ok(args)) ||
         (command == "resync" && args.size() != 3) || (command == "conflicts" && args.size() > 2) ||
+        ((command == "compare" || command == "repair") && args.size() != 3) ||
         (command != "status" && command != "rejects" && command != "resync" &&
-         command != "conflicts")) {
+         command != "conflicts" && command != "compare" && command != "repair")) {
         fprintf(stderr, "idsyncctl: unknown command or extra arguments: %s\n", command.c_str());
         print_usage(stderr);
         return exit_usage;
@@ -144,6 +155,24 @@ int main(int argc, char **argv)
             std::string text = json ? status_json(report) : status_text(report);
             fputs(text.c_str(), stdout);
             return report.all_in_sync() ? 0 : exit_not_in_sync;
+        } catch (const std::exception &e) {
+            fprintf(stderr, "idsyncctl: %s\n", e.what());
+            return exit_not_in_sync;
+        }
+    }
+    if (command == "compare" || command == "repair") {
+        try {
+            std::string done;
+            CompareReport report = command == "compare"
+                                       ? compare_table(config, args[1], args[2])
+                                       : repair_table(config, args[1], args[2], &done);
+            if (!json)
+                fputs(done.c_str(), stdout);
+            fputs((json ? compare_json(report) : compare_text(report)).c_str(), stdout);
+            return report.differences.empty() ? 0 : exit_not_in_sync;
+        } catch (const std::invalid_argument &e) {
+            fprintf(stderr, "idsyncctl: %s\n", e.what());
+            return exit_usage;
         } catch (const std::exception &e) {
             fprintf(stderr, "idsyncctl: %s\n", e.what());
             return exit_not_in_sync;

@@ -16,12 +16,13 @@ namespace sql {
 // every version of idsync has: mode, key, and the replicated columns with their types and
 // whether each must be given.
 #define IDSYNC_TABLE_SHAPE                                                                         \
-    "(SELECT pg_catalog.jsonb_build_object('mode', t.mode, 'key', t.key_columns, 'columns', "      \
-    "COALESCE((SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.jsonb_build_object("      \
-    "'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'required', a.attnotnull AND NOT "  \
-    "a.atthasdef AND a.attidentity OPERATOR(pg_catalog.=) '')) FROM pg_catalog.pg_attribute a "   \
-    "WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND "  \
-    "NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '' AND a.attname "              \
+    "(SELECT pg_catalog.jsonb_build_object('mode', t.mode, 'key', t.key_columns, 'marker', "       \
+    "t.tombstone_column, 'columns', "                                                              \
+    "COALESCE((SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.jsonb_build_object("       \
+    "'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'required', a.attnotnull AND NOT "   \
+    "a.atthasdef AND a.attidentity OPERATOR(pg_catalog.=) '')) FROM pg_catalog.pg_attribute a "    \
+    "WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND "   \
+    "NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '' AND a.attname "               \
     "OPERATOR(pg_catalog.<>) ALL (t.local_columns)), '{}'))::text FROM idsync.tables t WHERE "     \
     "t.relid OPERATOR(pg_catalog.=) $1::regclass)"
 
@@ -48,10 +49,15 @@ constexpr const char *incoming_points =
     "SELECT coalesce(jsonb_agg(jsonb_build_object('remote_id', remote_id, "
     "'sync_point', sync_point)), '[]')::text FROM idsync.get_syncs($1::regclass)";
 // Rows the peer wrote itself come back as their point alone (no echo): counted, not sent.
+// With the keys the batch's items carry: a column added here since the preflight compared the
+// shapes must not reach a peer that lacks it (schema_shape.hpp).
 constexpr const char *next_batch =
+    "WITH i AS (SELECT * FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, "
+    "$4::bigint, $5::uuid)) "
     "SELECT count(*), coalesce(max(i.point), -1), "
-    "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text, count(*) FILTER (WHERE i.item IS NULL) "
-    "FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint, $5::uuid) i";
+    "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text, count(*) FILTER (WHERE i.item IS NULL), "
+    "(SELECT coalesce(jsonb_agg(DISTINCT k.k), '[]')::text FROM i, "
+    "jsonb_object_keys(i.item) k (k) WHERE jsonb_typeof(i.item) = 'object') FROM i";
 // The tombstones of an lww table a bulk copy sends after its rows (none for insert_only tables).
 constexpr const char *next_tombstones =
     "SELECT count(*), coalesce(max(i.point), -1), coalesce(jsonb_agg(i ORDER BY i.point), "
@@ -190,6 +196,13 @@ Task<void> raise_outgoing(PassContext &context, const TableInfo &table, const st
 // max_diffs of them, each merged with our node id as source so the peer's incoming point moves
 // with the rows in the same transaction. Pipelined: while the peer merges one batch, the next is
 // read here, so a batch costs the longer of the two, not their sum.
+// What a batch of items would carry that the peer's table lacks (see next_batch).
+std::string columns_unknown_to_peer(const Preflight &preflight, const std::string &keys)
+{
+    std::string unknown = unknown_columns(preflight.local_shape, preflight.remote_shape, keys);
+    return unknown.empty() ? "" : unknown + " (a column added here during the pass)";
+}
+
 Task<PgResult> next_batch(PassContext &context, const TableInfo &table, const Preflight &preflight,
                           int64_t after)
 {
@@ -235,6 +248,10 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
             outcome.capped = true;
             break;
         }
+        // Checked before the batch goes: an ALTER TABLE that committed after the preflight.
+        outcome.drift = columns_unknown_to_peer(preflight, batch.text(0, 4));
+        if (!outcome.drift.empty())
+            break;
         int64_t batch_end = batch.int64(0, 1);
         // A short batch is the last one: nothing to read ahead.
         bool last = rows < config.per_diff;
@@ -261,6 +278,8 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         batch = std::move(following.batch);
     }
     outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
+    if (!outcome.drift.empty())
+        co_return; // nothing more is sent; the sync point stays where the merged batches left it
     log_debug(strprintf("diff of %s to %s: %llu rows in %d batches in %.2f s", table.name.c_str(),
                         context.peer.c_str(), static_cast<unsigned long long>(outcome.rows_sent),
                         diffs, monotonic_seconds() - started));

@@ -13,3 +13,9 @@
 // `remote`, else the differences in one line ("column note (text) is missing on the peer; ...").
 // A shape that is empty or does not parse (a peer too old to report it) compares as equal.
 std::string schema_drift(const std::string &local, const std::string &remote);
+
+// "" when every key of a batch of items (`keys`, a JSON array of strings) is a replicated column
+// of the peer's table (shape `remote`) or the tombstone marker of the local shape, else the keys
+// it lacks, as schema_drift words them. Unknown shapes accept everything.
+std::string unknown_columns(const std::string &local, const std::string &remote,
+                            const std::string &keys);

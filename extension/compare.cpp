@@ -61,10 +61,11 @@ int32 bits_arg(FunctionCallInfo fcinfo, int arg)
 
 } // namespace
 
-// idsync.compare_buckets(target regclass, bits integer DEFAULT 12) RETURNS TABLE (bucket integer,
-// row_count bigint, hash1 bigint, hash2 bigint): per bucket of the first `bits` bits of the key
-// hash, the rows (and lww tombstones) and the XOR of their hashes; buckets without rows are left
-// out.
+// idsync.compare_buckets(target regclass, bits integer DEFAULT 12, parents integer[] DEFAULT
+// NULL) RETURNS TABLE (bucket integer, row_count bigint, hash1 bigint, hash2 bigint): per bucket
+// of the first `bits` bits of the key hash, the rows (and lww tombstones) and the XOR of their
+// hashes; buckets without rows are left out. With `parents`, only the buckets within those
+// buckets of `bits` - 4 bits (the next level of a comparison).
 IDSYNC_FUNCTION(idsync_compare_buckets)
 {
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
@@ -81,13 +82,15 @@ IDSYNC_FUNCTION(idsync_compare_buckets)
         "COALESCE(pg_catalog.bit_xor(('x' OPERATOR(pg_catalog.||) pg_catalog.\"right\"(x.h, 16))"
         "::pg_catalog.\"bit\"(64)::pg_catalog.int8), 0) "
         "FROM (SELECT r.kh, pg_catalog.replace(r.rh::pg_catalog.text, '-', '') AS h FROM (%s) r) x "
-        "WHERE $1 IS NULL GROUP BY 1 ORDER BY 1",
-        bucket_of("x.kh"), hashes);
+        "WHERE $1 IS NULL OR (%s OPERATOR(pg_catalog.>>) 4) OPERATOR(pg_catalog.=) ANY ($1) "
+        "GROUP BY 1 ORDER BY 1",
+        bucket_of("x.kh"), hashes, bucket_of("x.kh"));
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
-    Oid types[2] = {INT4OID, INT4OID};
-    Datum values[2] = {Datum(0), Int32GetDatum(bits)};
-    run_pinned(sql, 2, types, values, "n ", true, 0);
+    Oid types[2] = {INT4ARRAYOID, INT4OID};
+    Datum values[2] = {PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2), Int32GetDatum(bits)};
+    char nulls[3] = {PG_ARGISNULL(2) ? 'n' : ' ', ' ', '\0'};
+    run_pinned(sql, 2, types, values, nulls, true, 0);
     return_spi_rows(fcinfo);
     SPI_finish();
     return Datum(0);
@@ -116,19 +119,21 @@ IDSYNC_FUNCTION(idsync_compare_rows)
                                 "c.idsync_ctid, COALESCE(c.idsync_origin, $3) AS idsync_from");
     StringInfoData sql;
     initStringInfo(&sql);
-    appendStringInfo(&sql,
-                     "WITH h AS (SELECT r.* FROM (%s) r WHERE %s OPERATOR(pg_catalog.=) ANY ($1)) "
-                     "SELECT h.kh, h.rh, pg_catalog.jsonb_build_object(%s), pg_catalog.to_jsonb(j.*) "
-                     "OPERATOR(pg_catalog.-) 'idsync_ctid'::pg_catalog.text "
-                     "OPERATOR(pg_catalog.-) 'idsync_from'::pg_catalog.text, j.idsync_from "
-                     "FROM h JOIN (%s) j ON j.idsync_ctid OPERATOR(pg_catalog.=) h.tid",
-                     row_hashes(relid, reg), bucket_of("r.kh"), key.data, json);
+    appendStringInfo(
+        &sql,
+        "WITH h AS (SELECT r.* FROM (%s) r WHERE %s OPERATOR(pg_catalog.=) ANY ($1)) "
+        "SELECT h.kh, h.rh, pg_catalog.jsonb_build_object(%s), pg_catalog.to_jsonb(j.*) "
+        "OPERATOR(pg_catalog.-) 'idsync_ctid'::pg_catalog.text "
+        "OPERATOR(pg_catalog.-) 'idsync_from'::pg_catalog.text, j.idsync_from "
+        "FROM h JOIN (%s) j ON j.idsync_ctid OPERATOR(pg_catalog.=) h.tid",
+        row_hashes(relid, reg), bucket_of("r.kh"), key.data, json);
     if (reg->lww)
         appendStringInfo(
             &sql,
             " UNION ALL SELECT t.key_hash, idsync._tombstone_hash(t.key_hash, t.version), t.key, "
             "t.key OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s::pg_catalog.text, "
-            "t.version, %s::pg_catalog.text, true), COALESCE(t.origin, $3) FROM idsync.tombstones t "
+            "t.version, %s::pg_catalog.text, true), COALESCE(t.origin, $3) FROM idsync.tombstones "
+            "t "
             "WHERE t.relid OPERATOR(pg_catalog.=) %u::pg_catalog.oid AND %s OPERATOR(pg_catalog.=) "
             "ANY ($1)",
             quote_literal_cstr(reg->version_column), quote_literal_cstr(reg->tombstone_column),

@@ -91,8 +91,8 @@ void record_lost_rows(Merge &m, const MergeRows &rows, const int32 *live, Batch 
         bool not_null = TupleDescAttr(desc, t.attnums[c] - 1)->attnotnull;
         TypeCacheEntry *type = lookup_type_cache(t.types[c], TYPECACHE_EQ_OPR);
         if (not_null && OidIsValid(type->eq_opr))
-            appendStringInfo(&match, " AND t.%s %s s.k%d", column,
-                             qualified_operator(type->eq_opr), c + 1);
+            appendStringInfo(&match, " AND t.%s %s s.k%d", column, qualified_operator(type->eq_opr),
+                             c + 1);
         else
             appendStringInfo(&match, " AND t.%s IS NOT DISTINCT FROM s.k%d", column, c + 1);
     }
@@ -134,8 +134,9 @@ void record_lost_rows(Merge &m, const MergeRows &rows, const int32 *live, Batch 
     }
     int dims[1] = {static_cast<int>(ngroups)};
     int lbs[1] = {1};
-    params[versions_arg - 1] = PointerGetDatum(construct_md_array(
-        versions, version_nulls, 1, dims, lbs, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+    params[versions_arg - 1] =
+        PointerGetDatum(construct_md_array(versions, version_nulls, 1, dims, lbs, INT8OID,
+                                           sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
     param_nulls[versions_arg - 1] = ' ';
     Datum *locals = work_array<Datum>(Max(reg->nlocal, 1));
     for (int i = 0; i < reg->nlocal; i++)

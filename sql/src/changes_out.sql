@@ -60,11 +60,11 @@ COMMENT ON FUNCTION tombstones_since(regclass, bigint, integer, bigint, uuid) IS
 -- What idsyncctl compare and repair read on each node (extension/compare.cpp): rows (and lww
 -- tombstones) by buckets of their key hashes, the hashes every node computes alike; first the
 -- per-bucket counts and hash XORs, then the rows of the buckets that differ.
-CREATE FUNCTION compare_buckets(target regclass, bits integer DEFAULT 12)
+CREATE FUNCTION compare_buckets(target regclass, bits integer DEFAULT 12, parents integer[] DEFAULT NULL)
 RETURNS TABLE (bucket integer, row_count bigint, hash1 bigint, hash2 bigint)
 AS 'MODULE_PATHNAME', 'idsync_compare_buckets' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION compare_buckets(regclass, integer) IS
-'per bucket of the first `bits` bits of the key hash: the rows (and lww tombstones) and the XOR of their row hashes';
+COMMENT ON FUNCTION compare_buckets(regclass, integer, integer[]) IS
+'per bucket of the first `bits` bits of the key hash: the rows (and lww tombstones) and the XOR of their row hashes; with parents, only within those buckets of bits - 4 bits';
 
 CREATE FUNCTION compare_rows(target regclass, buckets integer[], bits integer DEFAULT 12)
 RETURNS TABLE (key_hash uuid, row_hash uuid, key jsonb, item jsonb, origin uuid)

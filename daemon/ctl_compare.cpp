@@ -1,0 +1,274 @@
+#include "ctl_compare.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "ctl_connection.hpp"
+#include "log.hpp"
+
+namespace {
+
+constexpr const char *sync_state =
+    "SELECT s.row_count, s.content_hash, s.node_id::text, $1::regclass::text "
+    "FROM idsync.sync_info($1::regclass) s";
+constexpr const char *buckets_query =
+    "SELECT b.bucket, b.row_count, b.hash1, b.hash2 FROM idsync.compare_buckets($1::regclass, "
+    "$2::integer, $3::integer[]) b";
+constexpr const char *rows_query =
+    "SELECT r.key_hash::text, r.row_hash::text, r.key::text, r.item::text, r.origin::text "
+    "FROM idsync.compare_rows($1::regclass, $2::integer[], $3::integer) r";
+constexpr const char *merge_query =
+    "SELECT m.received, m.inserted, m.updated, m.unchanged, m.rejected "
+    "FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid) m";
+
+// The bucket bits of each level: 256 buckets, then 16 sub-buckets per level down to 65,536.
+constexpr int kLevels[] = {8, 12, 16};
+// Rows per bucket below which the rows themselves are cheaper to read than another level.
+constexpr int64_t kRowsPerBucket = 32;
+// Items per merge_items call of a repair.
+constexpr size_t kRepairBatch = 1000;
+
+struct Bucket {
+    int64_t rows = 0;
+    std::string hash;
+};
+
+struct Row {
+    std::string row_hash, key, item, origin;
+};
+
+std::string int_array(const std::vector<int> &values)
+{
+    std::string out = "{";
+    for (size_t i = 0; i < values.size(); i++)
+        out += (i ? "," : "") + std::to_string(values[i]);
+    return out + "}";
+}
+
+const PeerConfig &find_peer(const Config &config, const std::string &peer)
+{
+    for (const PeerConfig &p : config.peers)
+        if (p.name == peer)
+            return p;
+    throw std::invalid_argument("no peer named \"" + peer + "\" in " + config.path);
+}
+
+struct Comparison {
+    CompareReport &report;
+    CtlConnection &local;
+    CtlConnection &remote;
+
+    PgResult query(CtlConnection &db, const char *sql, const PgParams &params)
+    {
+        PgResult result = db.query(sql, params);
+        report.round_trips++;
+        report.rows_read += result.rows();
+        return result;
+    }
+
+    std::map<int, Bucket> buckets(CtlConnection &db, int bits, const std::vector<int> *parents)
+    {
+        PgParams params{report.table, std::to_string(bits),
+                        parents ? std::optional<std::string>(int_array(*parents)) : std::nullopt};
+        PgResult result = query(db, buckets_query, params);
+        std::map<int, Bucket> out;
+        for (int i = 0; i < result.rows(); i++)
+            out[static_cast<int>(result.int64(i, 0))] = {
+                result.int64(i, 1), result.text(i, 2) + "/" + result.text(i, 3)};
+        return out;
+    }
+
+    std::map<std::string, Row> rows(CtlConnection &db, int bits, const std::vector<int> &which)
+    {
+        PgResult result =
+            query(db, rows_query, {report.table, int_array(which), std::to_string(bits)});
+        std::map<std::string, Row> out;
+        for (int i = 0; i < result.rows(); i++)
+            out[result.text(i, 0)] = {result.text(i, 1), result.text(i, 2), result.text(i, 3),
+                                      result.text(i, 4)};
+        return out;
+    }
+};
+
+// The differing rows, level by level.
+void find_differences(Comparison &c)
+{
+    CompareReport &report = c.report;
+    std::vector<int> differing; // buckets of the previous level that differ
+    int bits = 0;
+    for (size_t level = 0; level < std::size(kLevels); level++) {
+        bits = kLevels[level];
+        report.levels.push_back(bits);
+        const std::vector<int> *parents = level == 0 ? nullptr : &differing;
+        std::map<int, Bucket> here = c.buckets(c.local, bits, parents);
+        std::map<int, Bucket> there = c.buckets(c.remote, bits, parents);
+        std::vector<int> next;
+        int64_t rows = 0;
+        for (const auto &[bucket, b] : here) {
+            auto other = there.find(bucket);
+            if (other == there.end() || other->second.hash != b.hash ||
+                other->second.rows != b.rows) {
+                next.push_back(bucket);
+                rows += std::max(b.rows, other == there.end() ? 0 : other->second.rows);
+            }
+        }
+        for (const auto &[bucket, b] : there)
+            if (!here.count(bucket)) {
+                next.push_back(bucket);
+                rows += b.rows;
+            }
+        std::sort(next.begin(), next.end());
+        differing = std::move(next);
+        // Few rows per differing bucket: read them rather than another level.
+        if (differing.empty() ||
+            rows <= kRowsPerBucket * static_cast<int64_t>(differing.size()) * 2)
+            break;
+    }
+    if (differing.empty())
+        return;
+    std::map<std::string, Row> here = c.rows(c.local, bits, differing);
+    std::map<std::string, Row> there = c.rows(c.remote, bits, differing);
+    for (const auto &[key_hash, row] : here) {
+        auto other = there.find(key_hash);
+        if (other == there.end())
+            report.differences.push_back({row.key, "missing_there", row.item, "", row.origin, ""});
+        else if (other->second.row_hash != row.row_hash)
+            report.differences.push_back({row.key, "different", row.item, other->second.item,
+                                          row.origin, other->second.origin});
+    }
+    for (const auto &[key_hash, row] : there)
+        if (!here.count(key_hash))
+            report.differences.push_back({row.key, "missing_here", "", row.item, "", row.origin});
+    std::sort(report.differences.begin(), report.differences.end(),
+              [](const Difference &a, const Difference &b) { return a.key < b.key; });
+}
+
+CompareReport run_compare(const Config &config, CtlConnection &local, CtlConnection &remote,
+                          const std::string &table, const std::string &peer)
+{
+    auto started = std::chrono::steady_clock::now();
+    CompareReport report;
+    report.peer = peer;
+    report.table = table;
+    Comparison c{report, local, remote};
+    PgResult mine = c.query(local, sync_state, {table});
+    PgResult theirs = c.query(remote, sync_state, {table});
+    report.table = mine.text(0, 3);
+    report.local_node = mine.text(0, 2);
+    report.peer_node = theirs.text(0, 2);
+    // Equal content hashes and counts: the same rows and tombstones (the kept state, O(1)).
+    if (mine.text(0, 1) != theirs.text(0, 1) || mine.int64(0, 0) != theirs.int64(0, 0))
+        find_differences(c);
+    (void)config;
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return report;
+}
+
+// merge_items batches of `items` (JSON texts), in the name of `source`; adds the counts.
+std::string send_items(CtlConnection &db, const std::string &table,
+                       const std::vector<std::pair<std::string, std::string>> &items,
+                       const std::string &source, const std::string &to)
+{
+    int64_t received = 0, inserted = 0, updated = 0, unchanged = 0, rejected = 0;
+    for (size_t start = 0; start < items.size(); start += kRepairBatch) {
+        nlohmann::json batch = nlohmann::json::array();
+        for (size_t i = start; i < std::min(items.size(), start + kRepairBatch); i++)
+            // Point -1: the source's sync point here does not move (it only moves up).
+            batch.push_back({{"point", -1},
+                             {"item", nlohmann::json::parse(items[i].first)},
+                             {"origin", items[i].second}});
+        PgResult r = db.query(merge_query, {table, batch.dump(), source});
+        received += r.int64(0, 0);
+        inserted += r.int64(0, 1);
+        updated += r.int64(0, 2);
+        unchanged += r.int64(0, 3);
+        rejected += r.int64(0, 4);
+    }
+    return strprintf("sent %lld rows to %s: %lld inserted, %lld updated, %lld unchanged, %lld "
+                     "parked\n",
+                     static_cast<long long>(received), to.c_str(), static_cast<long long>(inserted),
+                     static_cast<long long>(updated), static_cast<long long>(unchanged),
+                     static_cast<long long>(rejected));
+}
+
+} // namespace
+
+CompareReport compare_table(const Config &config, const std::string &table, const std::string &peer)
+{
+    const PeerConfig &p = find_peer(config, peer);
+    CtlConnection local("local", config.local_dsn, config.conn_timeout, config.node_timeout);
+    CtlConnection remote("peer " + peer, p.dsn, config.conn_timeout, config.node_timeout);
+    return run_compare(config, local, remote, table, peer);
+}
+
+CompareReport repair_table(const Config &config, const std::string &table, const std::string &peer,
+                           std::string *done)
+{
+    const PeerConfig &p = find_peer(config, peer);
+    CtlConnection local("local", config.local_dsn, config.conn_timeout, config.node_timeout);
+    CtlConnection remote("peer " + peer, p.dsn, config.conn_timeout, config.node_timeout);
+    CompareReport before = run_compare(config, local, remote, table, peer);
+    std::vector<std::pair<std::string, std::string>> to_peer, to_here;
+    for (const Difference &d : before.differences) {
+        if (!d.here.empty())
+            to_peer.push_back({d.here, d.here_origin});
+        if (!d.there.empty())
+            to_here.push_back({d.there, d.there_origin});
+    }
+    *done = strprintf("%s: %zu differences with %s before the repair\n", before.table.c_str(),
+                      before.differences.size(), peer.c_str());
+    // Our rows go to the peer in our name (its peer role speaks for this node); the peer's
+    // rows merge here in its name, which takes an administrator's connection here (--dsn).
+    if (!to_peer.empty())
+        *done += send_items(remote, before.table, to_peer, before.local_node, peer);
+    if (!to_here.empty())
+        *done += send_items(local, before.table, to_here, before.peer_node, "this node");
+    return run_compare(config, local, remote, table, peer);
+}
+
+std::string compare_text(const CompareReport &report)
+{
+    int here = 0, there = 0, different = 0;
+    for (const Difference &d : report.differences)
+        (d.state == "missing_here" ? here : d.state == "missing_there" ? there : different)++;
+    std::string levels;
+    for (int bits : report.levels)
+        levels += (levels.empty() ? "" : ", ") + std::to_string(bits);
+    std::string out = strprintf(
+        "%s on this node and on %s: %zu differences (%d missing here, %d missing on %s, %d "
+        "different); read %lld rows in %d round trips (bucket levels: %s) in %.2f s\n",
+        report.table.c_str(), report.peer.c_str(), report.differences.size(), here, there,
+        report.peer.c_str(), different, static_cast<long long>(report.rows_read),
+        report.round_trips, levels.empty() ? "none, equal hashes" : levels.c_str(), report.seconds);
+    if (report.differences.empty())
+        return out;
+    out += strprintf("%-14s %s\n", "STATE", "KEY");
+    for (const Difference &d : report.differences)
+        out += strprintf("%-14s %s\n", d.state.c_str(), escape_log_text(d.key).c_str());
+    return out;
+}
+
+std::string compare_json(const CompareReport &report)
+{
+    nlohmann::json differences = nlohmann::json::array();
+    for (const Difference &d : report.differences)
+        differences.push_back(
+            {{"key", nlohmann::json::parse(d.key)},
+             {"state", d.state},
+             {"here", d.here.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(d.here)},
+             {"there",
+              d.there.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(d.there)}});
+    nlohmann::json out = {{"table", report.table},
+                          {"peer", report.peer},
+                          {"differences", differences},
+                          {"rows_read", report.rows_read},
+                          {"round_trips", report.round_trips},
+                          {"levels", report.levels},
+                          {"seconds", report.seconds}};
+    return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
