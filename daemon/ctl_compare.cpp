@@ -21,6 +21,7 @@ constexpr const char *buckets_query =
 constexpr const char *rows_query =
     "SELECT r.key_hash::text, r.row_hash::text, r.key::text, r.item::text, r.origin::text "
     "FROM idsync.compare_rows($1::regclass, $2::integer[], $3::integer) r";
+constexpr const char *recompute_query = "SELECT idsync._recompute_content_state($1::regclass)";
 constexpr const char *merge_query =
     "SELECT m.received, m.inserted, m.updated, m.unchanged, m.rejected "
     "FROM idsync.merge_items($1::regclass, $2::jsonb, $3::uuid) m";
@@ -57,10 +58,24 @@ const PeerConfig &find_peer(const Config &config, const std::string &peer)
     throw std::invalid_argument("no peer named \"" + peer + "\" in " + config.path);
 }
 
+// The content hash of a table as sync_info prints it, from its buckets (the XOR of theirs).
+std::string xor_of(const std::map<int, Bucket> &buckets)
+{
+    uint64_t h1 = 0, h2 = 0;
+    for (const auto &[bucket, b] : buckets) {
+        size_t slash = b.hash.find('/');
+        h1 ^= static_cast<uint64_t>(std::stoll(b.hash.substr(0, slash)));
+        h2 ^= static_cast<uint64_t>(std::stoll(b.hash.substr(slash + 1)));
+    }
+    return strprintf("%016llx%016llx", static_cast<unsigned long long>(h1),
+                     static_cast<unsigned long long>(h2));
+}
+
 struct Comparison {
     CompareReport &report;
     CtlConnection &local;
     CtlConnection &remote;
+    std::string kept_here, kept_there; // the kept content hashes (sync_info)
 
     PgResult query(CtlConnection &db, const char *sql, const PgParams &params)
     {
@@ -106,6 +121,10 @@ void find_differences(Comparison &c)
         const std::vector<int> *parents = level == 0 ? nullptr : &differing;
         std::map<int, Bucket> here = c.buckets(c.local, bits, parents);
         std::map<int, Bucket> there = c.buckets(c.remote, bits, parents);
+        if (level == 0) {
+            report.stale_here = xor_of(here) != c.kept_here;
+            report.stale_there = xor_of(there) != c.kept_there;
+        }
         std::vector<int> next;
         int64_t rows = 0;
         for (const auto &[bucket, b] : here) {
@@ -160,6 +179,8 @@ CompareReport run_compare(const Config &config, CtlConnection &local, CtlConnect
     report.table = mine.text(0, 3);
     report.local_node = mine.text(0, 2);
     report.peer_node = theirs.text(0, 2);
+    c.kept_here = mine.text(0, 1);
+    c.kept_there = theirs.text(0, 1);
     // Equal content hashes and counts: the same rows and tombstones (the kept state, O(1)).
     if (mine.text(0, 1) != theirs.text(0, 1) || mine.int64(0, 0) != theirs.int64(0, 0))
         find_differences(c);
@@ -178,8 +199,9 @@ std::string send_items(CtlConnection &db, const std::string &table,
     for (size_t start = 0; start < items.size(); start += kRepairBatch) {
         nlohmann::json batch = nlohmann::json::array();
         for (size_t i = start; i < std::min(items.size(), start + kRepairBatch); i++)
-            // Point -1: the source's sync point here does not move (it only moves up).
-            batch.push_back({{"point", -1},
+            // Point 0: the source's sync point here does not move past its real one (points
+            // start at 1, and sync points only move up).
+            batch.push_back({{"point", 0},
                              {"item", nlohmann::json::parse(items[i].first)},
                              {"origin", items[i].second}});
         PgResult r = db.query(merge_query, {table, batch.dump(), source});
@@ -207,11 +229,12 @@ CompareReport compare_table(const Config &config, const std::string &table, cons
 }
 
 CompareReport repair_table(const Config &config, const std::string &table, const std::string &peer,
-                           std::string *done)
+                           const std::string &peer_dsn, std::string *done)
 {
     const PeerConfig &p = find_peer(config, peer);
     CtlConnection local("local", config.local_dsn, config.conn_timeout, config.node_timeout);
-    CtlConnection remote("peer " + peer, p.dsn, config.conn_timeout, config.node_timeout);
+    CtlConnection remote("peer " + peer, peer_dsn.empty() ? p.dsn : peer_dsn, config.conn_timeout,
+                         config.node_timeout);
     CompareReport before = run_compare(config, local, remote, table, peer);
     std::vector<std::pair<std::string, std::string>> to_peer, to_here;
     for (const Difference &d : before.differences) {
@@ -228,7 +251,21 @@ CompareReport repair_table(const Config &config, const std::string &table, const
         *done += send_items(remote, before.table, to_peer, before.local_node, peer);
     if (!to_here.empty())
         *done += send_items(local, before.table, to_here, before.peer_node, "this node");
-    return run_compare(config, local, remote, table, peer);
+    CompareReport after = run_compare(config, local, remote, table, peer);
+    // Same rows, but a kept content hash that is not theirs (rows changed with idsync's triggers
+    // off): recomputed, so that the hashes agree again (and hashmatch passes can happen).
+    if (after.differences.empty() && (after.stale_here || after.stale_there)) {
+        if (after.stale_here) {
+            local.query(recompute_query, {after.table});
+            *done += "recomputed the kept content hash here\n";
+        }
+        if (after.stale_there) {
+            remote.query(recompute_query, {after.table});
+            *done += "recomputed the kept content hash on " + peer + "\n";
+        }
+        after = run_compare(config, local, remote, table, peer);
+    }
+    return after;
 }
 
 std::string compare_text(const CompareReport &report)
@@ -245,6 +282,12 @@ std::string compare_text(const CompareReport &report)
         report.table.c_str(), report.peer.c_str(), report.differences.size(), here, there,
         report.peer.c_str(), different, static_cast<long long>(report.rows_read),
         report.round_trips, levels.empty() ? "none, equal hashes" : levels.c_str(), report.seconds);
+    if (report.stale_here)
+        out += "the content hash kept here is not what the rows hash to (rows changed with "
+               "idsync's triggers off): repair recomputes it\n";
+    if (report.stale_there)
+        out += "the content hash kept on " + report.peer +
+               " is not what its rows hash to: repair recomputes it\n";
     if (report.differences.empty())
         return out;
     out += strprintf("%-14s %s\n", "STATE", "KEY");
@@ -269,6 +312,8 @@ std::string compare_json(const CompareReport &report)
                           {"rows_read", report.rows_read},
                           {"round_trips", report.round_trips},
                           {"levels", report.levels},
+                          {"stale_here", report.stale_here},
+                          {"stale_there", report.stale_there},
                           {"seconds", report.seconds}};
     return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }

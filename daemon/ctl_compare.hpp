@@ -31,6 +31,9 @@ struct CompareReport {
     int round_trips = 0;
     double seconds = 0;
     std::vector<int> levels; // the bucket bits of each level compared
+    // A node whose kept content hash is not what its rows hash to (rows changed behind idsync's
+    // back, with its triggers off): known when the buckets were read.
+    bool stale_here = false, stale_there = false;
 };
 
 // Compares `table` with the peer named `peer` (std::invalid_argument when the file names none);
@@ -40,7 +43,9 @@ CompareReport compare_table(const Config &config, const std::string &table,
 std::string compare_text(const CompareReport &report);
 std::string compare_json(const CompareReport &report);
 
-// Compares, sends the rows that differ both ways, and compares again; the second report is
-// returned, the text of what was sent in *done.
+// Compares, sends the rows that differ both ways, recomputes a kept content hash that is stale,
+// and compares again; the second report is returned, the text of what was done in *done.
+// `peer_dsn`, when given, replaces the file's connection to the peer (an administrator's there,
+// which recomputing a stale hash on the peer takes).
 CompareReport repair_table(const Config &config, const std::string &table, const std::string &peer,
-                           std::string *done);
+                           const std::string &peer_dsn, std::string *done);

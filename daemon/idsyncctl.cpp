@@ -45,7 +45,7 @@ void print_usage(FILE *out)
                  "       idsyncctl -c FILE resync TABLE PEER\n"
                  "       idsyncctl -c FILE conflicts [TABLE] [--json]\n"
                  "       idsyncctl -c FILE compare TABLE PEER [--json]\n"
-                 "       idsyncctl -c FILE --dsn DSN repair TABLE PEER [--json]\n"
+                 "       idsyncctl -c FILE --dsn DSN [--peer-dsn DSN] repair TABLE PEER [--json]\n"
                  "\n"
                  "Answers an operator's questions about the idsync node whose idsyncd reads FILE.\n"
                  "\n"
@@ -65,11 +65,14 @@ void print_usage(FILE *out)
                  "            here, missing there, different), found by comparing hashes over\n"
                  "            buckets of keys, level by level; exit 0 when none, else 1\n"
                  "  repair    compare, send exactly those rows both ways by the table's rules\n"
-                 "            (lww: the newer wins), compare again; as an administrator (--dsn)\n"
+                 "            (lww: the newer wins), recompute a stale kept content hash,\n"
+                 "            compare again; as an administrator here (--dsn) and, to recompute\n"
+                 "            a hash there, on the peer (--peer-dsn)\n"
                  "\n"
                  "  -c, --config FILE   idsyncd's configuration file\n"
                  "      --dsn DSN       connect to the local database with DSN instead of the\n"
-                 "                      file's (an administrator's, for retry and discard)\n"
+                 "                      file's (an administrator's, for retry, discard, repair)\n"
+                 "      --peer-dsn DSN  connect to PEER with DSN instead of the file's (repair)\n"
                  "      --json          machine-readable output\n"
                  "  -h, --help          this text\n"
                  "  -V, --version       the version\n");
@@ -95,15 +98,17 @@ bool rejects_args_ok(const std::vector<std::string> &args)
 
 int main(int argc, char **argv)
 {
-    enum { opt_json = 1000, opt_dsn };
+    enum { opt_json = 1000, opt_dsn, opt_peer_dsn };
     const option options[] = {
         {"config", required_argument, nullptr, 'c'},  {"json", no_argument, nullptr, opt_json},
         {"dsn", required_argument, nullptr, opt_dsn}, {"help", no_argument, nullptr, 'h'},
+        {"peer-dsn", required_argument, nullptr, opt_peer_dsn},
         {"version", no_argument, nullptr, 'V'},       {nullptr, 0, nullptr, 0},
     };
     std::string config_path;
     bool json = false;
     std::string dsn;
+    std::string peer_dsn;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", options, nullptr)) != -1) {
         switch (opt) {
@@ -112,6 +117,9 @@ int main(int argc, char **argv)
             break;
         case opt_json:
             json = true;
+            break;
+        case opt_peer_dsn:
+            peer_dsn = optarg;
             break;
         case opt_dsn:
             dsn = optarg;
@@ -165,7 +173,7 @@ int main(int argc, char **argv)
             std::string done;
             CompareReport report = command == "compare"
                                        ? compare_table(config, args[1], args[2])
-                                       : repair_table(config, args[1], args[2], &done);
+                                       : repair_table(config, args[1], args[2], peer_dsn, &done);
             if (!json)
                 fputs(done.c_str(), stdout);
             fputs((json ? compare_json(report) : compare_text(report)).c_str(), stdout);

@@ -112,6 +112,21 @@ AS 'MODULE_PATHNAME', 'idsync_record_conflicts' LANGUAGE C VOLATILE SET search_p
 COMMENT ON FUNCTION record_conflicts(regclass, integer) IS
 'keep the newest `keep` versions of an lww table''s rows that lost a conflict in a merge, in idsync.conflicts (NULL: stop)';
 
+-- What idsyncctl compare and repair read on each node (extension/compare.cpp): rows (and lww
+-- tombstones) by buckets of their key hashes, the hashes every node computes alike; first the
+-- per-bucket counts and hash XORs, then the rows of the buckets that differ.
+CREATE FUNCTION compare_buckets(target regclass, bits integer DEFAULT 12, parents integer[] DEFAULT NULL)
+RETURNS TABLE (bucket integer, row_count bigint, hash1 bigint, hash2 bigint)
+AS 'MODULE_PATHNAME', 'idsync_compare_buckets' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION compare_buckets(regclass, integer, integer[]) IS
+'per bucket of the first `bits` bits of the key hash: the rows (and lww tombstones) and the XOR of their row hashes; with parents, only within those buckets of bits - 4 bits';
+
+CREATE FUNCTION compare_rows(target regclass, buckets integer[], bits integer DEFAULT 12)
+RETURNS TABLE (key_hash uuid, row_hash uuid, key jsonb, item jsonb, origin uuid)
+AS 'MODULE_PATHNAME', 'idsync_compare_rows' LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION compare_rows(regclass, integer[], integer) IS
+'the rows (and lww tombstones) of some buckets: key hash, row hash, natural key, item, the node that wrote it';
+
 -- Tombstones (extension/tombstones.hpp): a delete removes the row, and its tombstone is kept in
 -- idsync.tombstones, replicated by items_since (bulk copies: tombstones_since), purged by
 -- reclaim. The building blocks:
@@ -656,9 +671,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                          '_registration_changed'])
                 ELSE p.proname = ANY (CASE kind
           WHEN 'daemon' THEN ARRAY['replicated_tables', 'sync_info', 'get_sync', 'get_syncs',
-                                   'items_since', 'tombstones_since', 'bulk_query', 'merge_syncs', 'stable_point',
+                                   'items_since', 'tombstones_since', 'bulk_query',
+                                   'compare_buckets', 'compare_rows', 'merge_syncs', 'stable_point',
                                    'compact', 'row_hash', 'node_id', 'request_resync']
           WHEN 'peer' THEN ARRAY['sync_info', 'get_sync', 'get_syncs', 'merge_items',
+                                 'compare_buckets', 'compare_rows',
                                  'merge_staged', 'merge_syncs', 'create_staging', 'retry_waiting',
                                  'begin_bulk', 'end_bulk',
                                  'correct_sync', 'stable_point', 'compact', 'row_hash', 'node_id']
@@ -667,7 +684,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   'discard_rejects',
                                   'retry_waiting', 'replicated_tables', 'sync_info', 'get_sync',
                                   'get_syncs', 'items_since', 'tombstones_since', 'bulk_query',
-                                  'merge_items',
+                                  'compare_buckets', 'compare_rows', 'merge_items',
                                   'merge_staged', 'merge_syncs', 'create_staging', 'correct_sync',
                                   'begin_bulk', 'end_bulk', 'request_resync', 'retire_node',
                                   'stable_point', 'next_point', 'row_hash', 'table_hash',
