@@ -3,7 +3,8 @@
 // by level (Merkle-style: 256 buckets, then 16 sub-buckets of each bucket that differs, down to
 // 65,536), and only then the rows of the buckets that still differ. What is read grows with the
 // number of differences (and the levels), not with the table; each level is one query per node,
-// which scans the table there. `repair` sends exactly those rows both ways through merge_items,
+// which hashes the table's rows there afresh (the kept content hash would not see rows changed
+// behind idsync's back, with its triggers off). `repair` sends exactly those rows both ways through merge_items,
 // by the table's own rules (lww: the newer version wins; insert_only: a missing row is added,
 // rows that differ stay as they are), then compares again.
 #pragma once
