@@ -74,6 +74,44 @@ SELECT count(*) AS recorded FROM idsync.merge_items('kv',
 SELECT idsync.unreplicate('kv');
 SELECT count(*) AS records FROM idsync.conflicts;
 
+-- What idsyncctl compare reads: rows and tombstones by buckets of their key hashes. Together
+-- the buckets make the kept content hash; a level can be read within the buckets of the one
+-- above; the rows of some buckets come with their natural keys and items.
+CREATE TABLE cmp (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, v text);
+SELECT idsync.replicate('cmp', '{k}', 'lww');
+INSERT INTO cmp (k, v) SELECT 'k' || g, 'v' FROM generate_series(1, 100) g;
+DELETE FROM cmp WHERE k = 'k1';
+SELECT sum(row_count) AS rows_and_tombstones,
+       lpad(to_hex(bit_xor(hash1)), 16, '0') || lpad(to_hex(bit_xor(hash2)), 16, '0')
+       = (SELECT content_hash FROM idsync.sync_info('cmp')) AS buckets_make_the_kept_hash
+FROM idsync.compare_buckets('cmp', 8);
+SELECT bool_and(b.bucket >> 4 = ANY (p.parents)) AS within_the_parents, count(*) > 0 AS some
+FROM (SELECT ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 8) ORDER BY bucket LIMIT 3) AS parents) p,
+     idsync.compare_buckets('cmp', 12, p.parents) b;
+SELECT count(*) AS rows, count(*) FILTER (WHERE item ? 'idsync_deleted') AS tombstones,
+       count(*) FILTER (WHERE key = '{"k": "k1"}') AS k1
+FROM idsync.compare_rows('cmp', ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 8)), 8);
+SELECT key, item - 'idsync_version' AS item FROM idsync.compare_rows('cmp',
+    ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 8)), 8) WHERE key->>'k' IN ('k1', 'k2')
+ORDER BY 1;
+SELECT try($$SELECT * FROM idsync.compare_buckets('cf.cmp', 0)$$);
+SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', '{1}', 17)$$);
+SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', NULL)$$);
+-- A role that may run them but not read the table is refused before anything is read.
+CREATE ROLE idsync_cf_reader;
+GRANT USAGE ON SCHEMA idsync, cf TO idsync_cf_reader;
+GRANT EXECUTE ON FUNCTION idsync.compare_buckets(regclass, integer, integer[]),
+                          idsync.compare_rows(regclass, integer[], integer) TO idsync_cf_reader;
+SET ROLE idsync_cf_reader;
+SELECT try($$SELECT * FROM idsync.compare_buckets('cf.cmp')$$);
+SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', '{1}')$$);
+RESET ROLE;
+REVOKE ALL ON SCHEMA idsync, cf FROM idsync_cf_reader;
+REVOKE EXECUTE ON FUNCTION idsync.compare_buckets(regclass, integer, integer[]),
+                           idsync.compare_rows(regclass, integer[], integer) FROM idsync_cf_reader;
+DROP ROLE idsync_cf_reader;
+SELECT idsync.unreplicate('cmp');
+
 SELECT idsync.unreplicate('facts');
 DROP SCHEMA cf CASCADE;
 RESET search_path;
