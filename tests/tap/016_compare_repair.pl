@@ -1,8 +1,9 @@
 # idsyncctl compare and repair between two clusters, no daemon running. The same rows are loaded
 # on both nodes (item lww with explicit versions, fact insert_only, and owner/pet lww with the
 # pet's reference to its owner translated, numbered differently on each node); compare with equal
-# content reads only the kept hashes. Then rows change behind idsync's back on b (triggers
-# disabled: updates, deletes, inserts, a renamed pet, a lost fact) and normally on a (a delete
+# content reads only the top level of buckets, no row. Then rows change behind idsync's back on b
+# (triggers disabled: updates, deletes, inserts, a renamed pet, a lost fact, an owner added while
+# the kept hashes stay equal) and normally on a (a delete
 # that leaves a tombstone, an insert): compare, as the file's peer role, reports exactly the
 # differing natural keys with their states (a tombstone against a live row is 'different', the
 # pet's key with its owner's name), the stale kept hash on b, and reads only a fraction of the
@@ -84,13 +85,16 @@ sub true_hash {
     return query($n, "SELECT lpad(to_hex(hash1), 16, '0') || lpad(to_hex(hash2), 16, '0') FROM idsync.table_hash('$t')");
 }
 
-# 1. Equal content: the kept hashes answer, nothing else is read.
+# 1. Equal content: the rows are hashed afresh (the kept hashes cannot see changes made behind
+# idsync's back), but the top level's buckets are equal and no row is read.
 for my $t (qw(item fact owner pet)) {
     my ($code, $json, $out) = compare("public.$t", 'b');
     is($code, 0, "compare $t, equal content: exit 0") or diag($out);
     is_deeply($json->{differences}, [], "compare $t: no differences");
-    is($json->{rows_read}, 2, "compare $t: only the two kept hashes read");
-    is_deeply($json->{levels}, [], "compare $t: no bucket level read");
+    is_deeply($json->{levels}, [8], "compare $t: only the top level of 256 buckets");
+    ok($json->{rows_read} <= 2 + 2 * 256, "compare $t: reads the kept states and the buckets, no row ($json->{rows_read})");
+    ok(!$json->{stale_here} && !$json->{stale_there}, "compare $t: no stale kept hash");
+    note("$t equal: rows_read $json->{rows_read}, round_trips $json->{round_trips}");
 }
 
 # 2. Changes behind idsync's back on b, normal changes on a.
@@ -103,6 +107,9 @@ query('b', q{
     ALTER TABLE pet DISABLE TRIGGER USER;
     UPDATE pet SET name = 'renamed' WHERE name = 'p1' AND owner_id = (SELECT id FROM owner WHERE name = 'o7');
     ALTER TABLE pet ENABLE TRIGGER USER;
+    ALTER TABLE owner DISABLE TRIGGER USER;
+    INSERT INTO owner (name, idsync_version) VALUES ('o51', 1000);
+    ALTER TABLE owner ENABLE TRIGGER USER;
     ALTER TABLE fact DISABLE TRIGGER USER;
     DELETE FROM fact WHERE n = 77;
     ALTER TABLE fact ENABLE TRIGGER USER;
@@ -155,12 +162,17 @@ is_deeply(differences($json), [
     "compare pet: by natural keys, the owner's name nested, whatever the ids") or diag($out);
 note("pet: rows_read $json->{rows_read}, round_trips $json->{round_trips}");
 
+# Only b's rows changed, the kept hashes are still equal: the rows are compared all the same.
+is(kept_hash('b', 'owner'), kept_hash('a', 'owner'), 'owner: the kept hashes did not see the owner added on b');
 ($code, $json, $out) = compare('public.owner', 'b');
-is($code, 0, 'compare owner: still equal') or diag($out);
+is($code, 1, 'compare owner: exit 1') or diag($out);
+is_deeply(differences($json), [qq{missing_here {"name":"o51"}}], 'compare owner: the owner added on b is missing here')
+    or diag($out);
+ok($json->{stale_there} && !$json->{stale_here}, "compare owner: b's kept hash is stale");
 
 # 3. Repair, as administrators on both nodes.
 my %before = map { $_ => query('a', "SELECT value || '/' || idsync_version FROM item WHERE name = '$_'") } qw(k10 k20 k30);
-for my $t (qw(item fact pet)) {
+for my $t (qw(item fact owner pet)) {
     ($code, $json, $out) = run_json($admin, 'repair', "public.$t", 'b');
     is($code, 0, "repair $t: exit 0") or diag($out);
     is_deeply($json->{differences}, [], "repair $t: no differences remain");
@@ -197,6 +209,7 @@ for my $n (qw(a b)) {
        'f27/77,fa/1,fb/1', "$n: the facts of both nodes");
     is(query($n, q{SELECT string_agg(p.name, ',' ORDER BY p.name) FROM pet p JOIN owner o ON o.id = p.owner_id WHERE o.name = 'o7'}),
        'p1,p2,p3,p4,renamed', "$n: o7's pets, the renamed one added where it was missing, p1 back on b");
+    is(query($n, q{SELECT count(*) FROM owner WHERE name = 'o51'}), '1', "$n: the owner added on b");
     is(query($n, 'SELECT count(*) FROM item'), '5001', "$n: 5,001 items (one deleted, two added)");
     is(query($n, 'SELECT count(*) FROM idsync.rejects'), '0', "$n: nothing parked");
 }

@@ -341,6 +341,14 @@ SELECT received, updated FROM idsync.merge_items('sec.tag',
       {"point": 2, "item": {"tag": "u", "drv_id": {"path": "/gone"}, "idsync_version": 1, "idsync_deleted": true}}]',
     '00000000-0000-0000-0000-0000000000aa');
 SELECT count(*) AS tombstone_items FROM idsync.tombstones_since('sec.tag', -1);
+SELECT count(*) > 0 AS buckets FROM idsync.compare_buckets('sec.tag', 8);
+SELECT count(*) AS compared_rows FROM idsync.compare_rows('sec.tag',
+    ARRAY(SELECT bucket FROM idsync.compare_buckets('sec.tag', 8)), 8);
+SELECT idsync.record_conflicts('sec.tag', 5);
+SELECT unchanged FROM idsync.merge_items('sec.tag',
+    '[{"point": 3, "item": {"tag": "t", "drv_id": {"path": "/y"}, "idsync_version": 1}}]',
+    '00000000-0000-0000-0000-0000000000aa');
+SELECT count(*) AS conflict_records FROM idsync.conflicts;
 SELECT row_count FROM idsync.table_hash('sec.tag');
 SELECT idsync.unreplicate('sec.tag');
 DROP TABLE sec.tag;
