@@ -3,14 +3,14 @@
 # pet's reference to its owner translated, numbered differently on each node); compare with equal
 # content reads only the top level of buckets, no row. Then rows change behind idsync's back on b
 # (triggers disabled: updates, deletes, inserts, a renamed pet, a lost fact, an owner added while
-# the kept hashes stay equal) and normally on a (a delete
-# that leaves a tombstone, an insert): compare, as the file's peer role, reports exactly the
-# differing natural keys with their states (a tombstone against a live row is 'different', the
-# pet's key with its owner's name), the stale kept hash on b, and reads only a fraction of the
-# table. repair, as administrators on both nodes, sends those rows both ways by the table's rules
-# (lww: the newer version wins, equal versions the larger row hash), recomputes b's stale hashes,
-# and compare then finds nothing: the kept hashes are equal on both nodes and equal to their
-# recomputation, and the repaired rows are the same on both. An unknown peer is a usage error.
+# the kept hashes stay equal) and normally on a (a delete that leaves a tombstone, an insert):
+# compare, as the file's peer role, reports exactly the differing natural keys with their states
+# (a tombstone against a live row is 'different', the pet's key with its owner's name), the stale
+# kept hash on b, and reads only a fraction of the table. repair, as administrators on both
+# nodes, sends those rows both ways by the table's rules (lww: the newer version wins, equal
+# versions the larger row hash), recomputes b's stale hashes, and compare then finds nothing: the
+# kept hashes are equal on both nodes and equal to their recomputation, and the repaired rows are
+# the same on both. An unknown peer is a usage error.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
