@@ -16,13 +16,11 @@ runs=${2:-3}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/bench.sh
 trap cluster_cleanup EXIT
 build_and_install
 cluster_start compare 54445 shared_buffers=512MB max_wal_size=8GB
 on() { env $(cluster_env compare) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for db in a b; do
     on -c "CREATE DATABASE $db" >/dev/null
     on -d $db -c "CREATE EXTENSION idsync" \

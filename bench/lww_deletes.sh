@@ -20,6 +20,7 @@ runs=${2:-3}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/bench.sh
 trap cluster_cleanup EXIT
 build_and_install
 cluster_start deletes 54443 shared_buffers=512MB max_wal_size=8GB
@@ -27,9 +28,6 @@ on() { env $(cluster_env deletes) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 on -c "CREATE DATABASE copy" >/dev/null
 on -c "CREATE EXTENSION idsync" >/dev/null
 on -d copy -c "CREATE EXTENSION idsync" >/dev/null
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 table_sql="(id bigserial PRIMARY KEY, path text NOT NULL UNIQUE, size bigint, sha text)"
 fresh() { # database table lww?
     on -d "$1" -c "DROP TABLE IF EXISTS $2" -c "CREATE TABLE $2 $table_sql" >/dev/null

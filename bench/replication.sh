@@ -17,6 +17,7 @@ runs=${3:-3}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/bench.sh
 trap cluster_cleanup EXIT
 build_and_install
 settings=(shared_buffers=512MB max_wal_size=8GB checkpoint_timeout=30min)
@@ -25,8 +26,6 @@ cluster_start bench_b 54396 "${settings[@]}"
 on_a() { env $(cluster_env bench_a) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 on_b() { env $(cluster_env bench_b) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 dsn() { cluster_env "$1" | sed 's/PGHOST=/host=/; s/PGPORT=/port=/; s/PGUSER=/user=/; s/PGDATABASE=/dbname=/'; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
 table="CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,
@@ -89,7 +88,6 @@ for run in $(seq 1 "$runs"); do
          -c "ALTER TABLE items ENABLE TRIGGER idsync_delete" >/dev/null
 done
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 pipe=$(awk '$2 == "pipe" { print $3 }' "$results" | median)
 bulk=$(awk '$2 == "bulk" { print $3 }' "$results" | median)
 diff=$(awk '$2 == "diff" { print $3 }' "$results" | median)

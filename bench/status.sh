@@ -13,6 +13,7 @@ runs=${2:-5}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/bench.sh
 source scripts/lib/small_tables.sh
 trap cluster_cleanup EXIT
 build_and_install
@@ -28,9 +29,6 @@ chmod 600 "$IDSYNC_TMP/a.ini"
 # The same rows everywhere: in sync, nothing to send.
 idsyncd -c "$IDSYNC_TMP/a.ini" --once >/dev/null 2>&1 || true
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 plain_query="SELECT count(*) FROM idsync.replicated_tables() t, LATERAL idsync.sync_info(t.target) s"
 ctl_times=()
 plain_times=()
