@@ -4,9 +4,9 @@
 // 65,536), and only then the rows of the buckets that still differ. What is read grows with the
 // number of differences (and the levels), not with the table; each level is one query per node,
 // which hashes the table's rows there afresh (the kept content hash would not see rows changed
-// behind idsync's back, with its triggers off). `repair` sends exactly those rows both ways through merge_items,
-// by the table's own rules (lww: the newer version wins; insert_only: a missing row is added,
-// rows that differ stay as they are), then compares again.
+// behind idsync's back, with its triggers off). `repair` sends exactly those rows both ways through
+// merge_items, by the table's own rules (lww: the newer version wins; insert_only: a missing row is
+// added, rows that differ stay as they are), then compares again.
 #pragma once
 
 #include <cstdint>

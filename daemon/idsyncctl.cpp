@@ -100,10 +100,13 @@ int main(int argc, char **argv)
 {
     enum { opt_json = 1000, opt_dsn, opt_peer_dsn };
     const option options[] = {
-        {"config", required_argument, nullptr, 'c'},  {"json", no_argument, nullptr, opt_json},
-        {"dsn", required_argument, nullptr, opt_dsn}, {"help", no_argument, nullptr, 'h'},
+        {"config", required_argument, nullptr, 'c'},
+        {"json", no_argument, nullptr, opt_json},
+        {"dsn", required_argument, nullptr, opt_dsn},
+        {"help", no_argument, nullptr, 'h'},
         {"peer-dsn", required_argument, nullptr, opt_peer_dsn},
-        {"version", no_argument, nullptr, 'V'},       {nullptr, 0, nullptr, 0},
+        {"version", no_argument, nullptr, 'V'},
+        {nullptr, 0, nullptr, 0},
     };
     std::string config_path;
     bool json = false;

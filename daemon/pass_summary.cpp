@@ -29,13 +29,12 @@ void PassSummary::add(const PassSummary &other)
 
 std::string PassSummary::line(const std::string &to) const
 {
-    return strprintf("replicated %d table%s to %s in %.2f s: %d successes, %d failures, "
-                     "no_change %d, hashmatch %d, bulk %d, diff %d, diff_capped %d, "
-                     "%llu rows sent, %llu rejects%s",
-                     tables, tables == 1 ? "" : "s", to.c_str(), seconds, successes, failures,
-                     no_change, hashmatch, bulk, diff, diff_capped,
-                     static_cast<unsigned long long>(rows_sent),
-                     static_cast<unsigned long long>(rejects),
-                     schema_drift > 0 ? strprintf(", %d skipped for schema drift", schema_drift).c_str()
-                                      : "");
+    return strprintf(
+        "replicated %d table%s to %s in %.2f s: %d successes, %d failures, "
+        "no_change %d, hashmatch %d, bulk %d, diff %d, diff_capped %d, "
+        "%llu rows sent, %llu rejects%s",
+        tables, tables == 1 ? "" : "s", to.c_str(), seconds, successes, failures, no_change,
+        hashmatch, bulk, diff, diff_capped, static_cast<unsigned long long>(rows_sent),
+        static_cast<unsigned long long>(rejects),
+        schema_drift > 0 ? strprintf(", %d skipped for schema drift", schema_drift).c_str() : "");
 }

@@ -99,8 +99,9 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
                          : outcome.success ? "success"
                          : outcome.capped  ? "diff_capped"
                                            : "failure";
-    stats.last_mode =
-        !stats.drifted && (outcome.error.empty() || outcome.capped) ? mode_name(outcome.mode) : "none";
+    stats.last_mode = !stats.drifted && (outcome.error.empty() || outcome.capped)
+                          ? mode_name(outcome.mode)
+                          : "none";
     if (outcome.success && outcome.lag == 0) {
         stats.caught_up_time = started;
         stats.behind = false;

@@ -59,7 +59,7 @@ private:
     int local_failures_ = 0;        // consecutive passes that could not use the local database
     std::set<std::string> changed_; // tables changed since the last pass took them
     std::map<std::string, std::string> drifts_; // tables skipped for schema drift, and why
-    bool wakeable_ = false;         // sleeping until the next pass, not backing off
+    bool wakeable_ = false;                     // sleeping until the next pass, not backing off
     PassSummary last_pass_;
 };
 
