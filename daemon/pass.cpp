@@ -12,20 +12,6 @@
 // cannot keep string-literal temporaries in a coroutine frame.)
 namespace sql {
 
-// A registered table's shape (schema_shape.hpp), from the catalogs and the registration, which
-// every version of idsync has: mode, key, and the replicated columns with their types and
-// whether each must be given.
-#define IDSYNC_TABLE_SHAPE                                                                         \
-    "(SELECT pg_catalog.jsonb_build_object('mode', t.mode, 'key', t.key_columns, 'marker', "       \
-    "t.tombstone_column, 'columns', "                                                              \
-    "COALESCE((SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.jsonb_build_object("       \
-    "'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'required', a.attnotnull AND NOT "   \
-    "a.atthasdef AND a.attidentity OPERATOR(pg_catalog.=) '')) FROM pg_catalog.pg_attribute a "    \
-    "WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND "   \
-    "NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '' AND a.attname "               \
-    "OPERATOR(pg_catalog.<>) ALL (t.local_columns)), '{}'))::text FROM idsync.tables t WHERE "     \
-    "t.relid OPERATOR(pg_catalog.=) $1::regclass)"
-
 constexpr const char *local_sync_info =
     "SELECT node_id, max_point, row_count, content_hash, rejects, " IDSYNC_TABLE_SHAPE " "
     "FROM idsync.sync_info($1::regclass, $2::bigint)";
@@ -347,9 +333,15 @@ Task<uint64_t> stream_rows(PassContext &context, const TableInfo &table, const s
 // The tombstones up to the cut, after a bulk copy's rows and in its transaction on the peer: a
 // copy carries the live rows only, and the peer must also learn what was deleted here (and keep
 // older copies of those rows from coming back). In batches of per_diff, through merge_items.
-Task<void> send_tombstones(PassContext &context, const TableInfo &table, const Preflight &preflight,
-                           TableOutcome &outcome)
+// What send_tombstones sent, counted into the outcome once the peer's transaction commits.
+struct Sent {
+    uint64_t rows = 0;
+    uint64_t rejects = 0;
+};
+
+Task<Sent> send_tombstones(PassContext &context, const TableInfo &table, const Preflight &preflight)
 {
+    Sent sent;
     int64_t after = -1;
     for (;;) {
         if (context.stopping)
@@ -363,12 +355,13 @@ Task<void> send_tombstones(PassContext &context, const TableInfo &table, const P
             break;
         PgResult merged = co_await context.remote.query(sql::merge_batch, table.name,
                                                         batch.text(0, 2), preflight.local.node_id);
-        outcome.rows_sent += rows;
-        outcome.rejects += merged.int64(0, 1);
+        sent.rows += rows;
+        sent.rejects += merged.int64(0, 1);
         after = batch.int64(0, 1);
         if (rows < context.config.per_diff)
             break;
     }
+    co_return sent;
 }
 
 // The direct path of a bulk copy: when the table is empty on the peer and nobody writes it
@@ -393,7 +386,7 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
         uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
                                              "COPY " + table.name + " (" + table.columns +
                                                  ", idsync_origin) FROM STDIN");
-        co_await send_tombstones(context, table, preflight, outcome);
+        Sent tombstones = co_await send_tombstones(context, table, preflight);
         PgParams end_params{table.name, preflight.local.node_id, std::to_string(point)};
         double timeout = context.config.node_timeout * std::max(1.0, rows / 10000.0);
         co_await context.remote.query_params(sql::end_bulk, std::move(end_params), timeout);
@@ -401,7 +394,8 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
             co_await context.remote.query(sql::merge_points, table.name, table.syncs);
         co_await context.remote.query("COMMIT");
         co_await raise_outgoing(context, table, preflight.remote.node_id, point);
-        outcome.rows_sent += rows;
+        outcome.rows_sent += rows + tombstones.rows;
+        outcome.rejects += tombstones.rejects;
         outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
         outcome.success = true;
         log_debug(strprintf("bulk copy of %s to %s: %llu rows straight into the table in %.2f s",
@@ -454,13 +448,13 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
     PgResult merged = co_await context.remote.query_params(sql::merge_staged,
                                                            std::move(merge_params), merge_timeout);
-    co_await send_tombstones(context, table, preflight, outcome);
+    Sent tombstones = co_await send_tombstones(context, table, preflight);
     if (context.pass_on_syncs)
         co_await context.remote.query(sql::merge_points, table.name, table.syncs);
     co_await context.remote.query("COMMIT");
     co_await raise_outgoing(context, table, preflight.remote.node_id, point);
-    outcome.rows_sent += rows;
-    outcome.rejects += merged.int64(0, 1);
+    outcome.rows_sent += rows + tombstones.rows;
+    outcome.rejects += merged.int64(0, 1) + tombstones.rejects;
     outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
     outcome.success = true;
     log_debug(strprintf("bulk copy of %s to %s: %llu rows in %.2f s", table.name.c_str(),

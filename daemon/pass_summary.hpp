@@ -14,6 +14,10 @@ template <typename Counts> void count_outcome(Counts &counts, const TableOutcome
 {
     // A table skipped for schema drift did nothing: neither a success nor a failure (which would
     // back the peer off), and no mode.
+    counts.rows_sent += outcome.rows_sent;
+    counts.rejects += outcome.rejects;
+    counts.corrected_points += outcome.corrected_points;
+    counts.echoes_avoided += outcome.echoes_avoided;
     if (!outcome.drift.empty()) {
         counts.schema_drift++;
         return;
@@ -40,10 +44,6 @@ template <typename Counts> void count_outcome(Counts &counts, const TableOutcome
     }
     if (outcome.capped)
         counts.diff_capped++;
-    counts.rows_sent += outcome.rows_sent;
-    counts.rejects += outcome.rejects;
-    counts.corrected_points += outcome.corrected_points;
-    counts.echoes_avoided += outcome.echoes_avoided;
 }
 
 struct PassSummary {
@@ -68,6 +68,8 @@ struct PassSummary {
     void add(const PassSummary &other);
     // Every table succeeded (a capped diff did not: rows are left for the next pass).
     bool complete() const { return !unreachable && successes == tables; }
+    // Complete but for tables skipped for schema drift (which log once, not per pass).
+    bool quiet() const { return !unreachable && successes + schema_drift == tables; }
     // `to` is "b" for one peer or "3 peers".
     std::string line(const std::string &to) const;
 };

@@ -94,8 +94,10 @@ void Peer::count(const std::string &table, const TableOutcome &outcome, double s
     if (outcome.success)
         stats.last_success_time = now;
     stats.last_pass_time = now;
-    stats.drifted = !outcome.drift.empty();
-    stats.last_outcome = stats.drifted     ? "schema_drift"
+    if (outcome.parked_known) // else the shapes were not compared: the gauge stays
+        stats.drifted = !outcome.drift.empty();
+    bool drifted = !outcome.drift.empty();
+    stats.last_outcome = drifted           ? "schema_drift"
                          : outcome.success ? "success"
                          : outcome.capped  ? "diff_capped"
                                            : "failure";
@@ -143,9 +145,13 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         start = co_await start_pass(*local_, tables);
         owner_.metrics().set_local_up(true);
         try {
-            std::map<std::string, int64_t> conflicts = co_await conflict_counts(*local_);
+            // On full passes only: change passes come up to a hundred times a second.
+            std::map<std::string, int64_t> conflicts;
+            if (only == nullptr)
+                conflicts = co_await conflict_counts(*local_);
             for (const TableInfo &table : tables)
-                owner_.metrics().set_conflict_records(table.name, conflicts[table.name]);
+                if (only == nullptr)
+                    owner_.metrics().set_conflict_records(table.name, conflicts[table.name]);
         } catch (const PgError &error) {
             if (error.connection_lost) // (idsync before 0.5.0 keeps no conflict records)
                 throw;
@@ -194,7 +200,8 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         TableOutcome outcome = co_await replicate_table(context, table);
         count(table.name, outcome, monotonic_seconds() - table_started);
         summary.add(outcome);
-        note_drift(table.name, outcome.drift);
+        if (outcome.parked_known) // the preflight ran: the shapes were compared
+            note_drift(table.name, outcome.drift);
         if (outcome.stopped)
             log_info(strprintf("%s to %s: %s", table.name.c_str(), config_.name.c_str(),
                                outcome.error.c_str()));
@@ -249,7 +256,7 @@ Task<void> Peer::run(bool once, double first_delay)
         // for the next full pass, so that a failing table cannot spin).
         if (!full && summary.diff_capped > 0 && !summary.unreachable)
             changed_.insert(only.begin(), only.end());
-        bool quiet = !full && summary.complete(); // a change pass that went well
+        bool quiet = !full && summary.quiet(); // a change pass that went well
         if ((summary.tables > 0 || (summary.unreachable && !summary.local_down)) && !quiet)
             log_info(summary.line(config_.name));
         else if (summary.tables > 0)

@@ -41,6 +41,12 @@ std::string schema_drift(const std::string &local, const std::string &remote)
     if (here.value("key", nlohmann::json::array()) != there.value("key", nlohmann::json::array()))
         note(out, "key " + join_key(here.value("key", nlohmann::json::array())) + " here, " +
                       join_key(there.value("key", nlohmann::json::array())) + " on the peer");
+    // The key that marks tombstones in items: a peer that names it otherwise would take it for a
+    // column it lacks. (Insert_only tables have none.)
+    if (here.contains("marker") && here["marker"].is_string() && there.contains("marker") &&
+        there["marker"].is_string() && here["marker"] != there["marker"])
+        note(out, "tombstone marker " + text_of(here, "marker") + " here, " +
+                      text_of(there, "marker") + " on the peer");
     nlohmann::json mine = here.value("columns", nlohmann::json::object());
     nlohmann::json theirs = there.value("columns", nlohmann::json::object());
     for (const auto &[name, column] : mine.items()) {

@@ -9,6 +9,25 @@
 
 #include <string>
 
+// The SQL (a scalar subquery over $1, the table) of a registered table's shape as JSON, from the
+// catalogs and the registration, which every version of idsync has: mode, key, tombstone marker,
+// and the replicated columns with their types (schema-qualified, whatever the session's
+// search_path) and whether each must be given.
+#define IDSYNC_TABLE_SHAPE                                                                         \
+    "(SELECT pg_catalog.jsonb_build_object('mode', t.mode, 'key', t.key_columns, 'marker', "       \
+    "t.tombstone_column, 'columns', "                                                              \
+    "COALESCE((SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.jsonb_build_object("       \
+    "'type', tn.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) ty.typname "           \
+    "OPERATOR(pg_catalog.||) CASE WHEN a.atttypmod OPERATOR(pg_catalog.>=) 0 THEN "                \
+    "pg_catalog.format(' (typmod %s)', a.atttypmod) ELSE '' END, 'required', a.attnotnull AND "    \
+    "NOT a.atthasdef AND a.attidentity OPERATOR(pg_catalog.=) '')) FROM pg_catalog.pg_attribute "  \
+    "a JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid JOIN "               \
+    "pg_catalog.pg_namespace tn ON tn.oid OPERATOR(pg_catalog.=) ty.typnamespace "                 \
+    "WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND "   \
+    "NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '' AND a.attname "               \
+    "OPERATOR(pg_catalog.<>) ALL (t.local_columns)), '{}'))::text FROM idsync.tables t WHERE "     \
+    "t.relid OPERATOR(pg_catalog.=) $1::regclass)"
+
 // "" when rows of the table (shape `local`, JSON) can go to a peer whose table has shape
 // `remote`, else the differences in one line ("column note (text) is missing on the peer; ...").
 // A shape that is empty or does not parse (a peer too old to report it) compares as equal.

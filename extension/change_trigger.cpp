@@ -164,7 +164,10 @@ IDSYNC_FUNCTION(idsync_change_trigger)
         } else {
             if (isnull)
                 version = idsync::hlc_now();
-            // A deleted key written again: the row replaces its tombstone, with a newer version.
+            // A deleted key written again: the row will replace its tombstone, so its version
+            // goes past the tombstone's. The tombstone itself goes at the end of the statement,
+            // once the row is in (tombstone_settle.cpp): a trigger after this one, or ON CONFLICT
+            // on another unique index, may still keep the row out.
             if (columns->tombstones && !columns->tombstones_read) {
                 columns->tombstones = idsync::has_tombstones(columns->relid);
                 columns->tombstones_read = true;
@@ -173,15 +176,15 @@ IDSYNC_FUNCTION(idsync_change_trigger)
                 if (columns->key == nullptr)
                     columns->key = idsync::key_plan(columns->relid, fcinfo->flinfo->fn_mcxt);
                 TupleDesc desc = RelationGetDescr(rel);
-                Datum *values = idsync::work_array<Datum>(desc->natts);
-                bool *nulls = idsync::work_array<bool>(desc->natts);
-                heap_deform_tuple(row, desc, values, nulls);
+                Datum *row_values = idsync::work_array<Datum>(desc->natts);
+                bool *row_nulls = idsync::work_array<bool>(desc->natts);
+                heap_deform_tuple(row, desc, row_values, row_nulls);
                 idsync::NaturalKey key;
-                if (idsync::natural_key_of_row(columns->key, values, nulls, &key)) {
-                    int64 buried = idsync::drop_tombstone(columns->relid, key.hash, PG_INT64_MAX);
-                    if (buried >= version)
-                        version = buried + 1;
-                }
+                int64 buried = -1;
+                if (idsync::natural_key_of_row(columns->key, row_values, row_nulls, &key))
+                    idsync::tombstone_versions(columns->relid, &key.hash, 1, &buried);
+                if (buried >= version)
+                    version = buried + 1;
             }
         }
         replace[nreplace] = columns->version;

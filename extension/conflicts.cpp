@@ -90,11 +90,15 @@ void record_lost_rows(Merge &m, const MergeRows &rows, const int32 *live, Batch 
         appendStringInfo(&names, ", k%d", c + 1);
         bool not_null = TupleDescAttr(desc, t.attnums[c] - 1)->attnotnull;
         TypeCacheEntry *type = lookup_type_cache(t.types[c], TYPECACHE_EQ_OPR);
+        // Values that travel as text (arrays, composites) are cast back to the column's type.
+        char *value = t.as_text[c] ? psprintf("s.k%d::%s", c + 1,
+                                              format_type_with_typemod(t.types[c], t.typmods[c]))
+                                   : psprintf("s.k%d", c + 1);
         if (not_null && OidIsValid(type->eq_opr))
-            appendStringInfo(&match, " AND t.%s %s s.k%d", column, qualified_operator(type->eq_opr),
-                             c + 1);
+            appendStringInfo(&match, " AND t.%s %s %s", column, qualified_operator(type->eq_opr),
+                             value);
         else
-            appendStringInfo(&match, " AND t.%s IS NOT DISTINCT FROM s.k%d", column, c + 1);
+            appendStringInfo(&match, " AND t.%s IS NOT DISTINCT FROM %s", column, value);
     }
     int versions_arg = t.nmatched + 2;
     types[versions_arg - 1] = INT8ARRAYOID;

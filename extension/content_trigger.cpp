@@ -270,5 +270,7 @@ IDSYNC_FUNCTION(idsync_content_trigger)
     }
     if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
         idsync::settle_inserted_rows(rel, reg, td->tg_newtable);
+    else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+        idsync::record_deleted_rows(rel, reg, td->tg_oldtable);
     return PointerGetDatum(nullptr);
 }

@@ -40,6 +40,26 @@ Datum read_item_value(ItemColumn &c, JsonbValue *v)
     return InputFunctionCall(&c.input, text, c.ioparam, c.typmod);
 }
 
+int pin_output_styles()
+{
+    if (DateStyle == USE_ISO_DATES && IntervalStyle == INTSTYLE_POSTGRES && extra_float_digits > 0)
+        return -1;
+    int level = NewGUCNestLevel();
+    (void)set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                            0, false);
+    (void)set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    (void)set_config_option("extra_float_digits", "1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                            true, 0, false);
+    return level;
+}
+
+void unpin_output_styles(int level)
+{
+    if (level >= 0)
+        AtEOXact_GUC(true, level);
+}
+
 void check_item_null(ItemColumn &c)
 {
     if (c.domain)

@@ -34,6 +34,13 @@ void prepare_item_column(ItemColumn &column, Form_pg_attribute att);
 // Not for populated columns.
 Datum read_item_value(ItemColumn &column, JsonbValue *value);
 
+// Pins the settings that change how values print (DateStyle ISO, IntervalStyle postgres, float
+// digits shortest-exact) for text that other nodes read back, when the session's differ: a date
+// written as "01/02/2024" would be another day on a node that reads it MDY. Returns the GUC
+// level for unpin_output_styles, or -1 when nothing was pinned.
+int pin_output_styles();
+void unpin_output_styles(int level);
+
 // Pushes a stored value of type `type` as a JSON value, as to_jsonb shows it closely enough for
 // jsonb_populate_record to read it back: numbers and booleans as themselves, json as JSON,
 // everything else as its text.

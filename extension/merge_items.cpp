@@ -245,8 +245,33 @@ void read_values(Merge &m, MergeRows &rows, Jsonb *items)
 
 } // namespace
 
+// Whether a batch for lww table `reg` holds a tombstone (its marker set).
+bool holds_tombstones(const Registration *reg, Jsonb *items)
+{
+    if (reg == nullptr || !reg->lww || reg->tombstone_column == nullptr)
+        return false;
+    JsonbIterator *it = JsonbIteratorInit(&items->root);
+    JsonbValue element;
+    while (next_array_element(&it, &element)) {
+        JsonbValue item, marker;
+        if (element.type == jbvBinary && JsonContainerIsObject(element.val.binary.data) &&
+            getKeyJsonValueFromContainer(element.val.binary.data, "item", 4, &item) != nullptr &&
+            item.type == jbvBinary && JsonContainerIsObject(item.val.binary.data) &&
+            getKeyJsonValueFromContainer(item.val.binary.data, reg->tombstone_column,
+                                         strlen(reg->tombstone_column), &marker) != nullptr &&
+            marker.type == jbvBool && marker.val.boolean)
+            return true;
+    }
+    return false;
+}
+
 MergeResult merge_item_batch(Oid relid, Jsonb *items, Datum source, bool source_null)
 {
+    // Tombstones apply under SHARE ROW EXCLUSIVE (merge_tombstones.cpp), taken before the merge
+    // opens the table: upgraded from its ROW EXCLUSIVE, two such merges would deadlock. (The
+    // caller's rights were checked when the merge's flag was raised.)
+    if (holds_tombstones(load_registration(relid, CurrentMemoryContext), items))
+        LockRelationOid(relid, ShareRowExclusiveLock);
     Merge m;
     begin_merge(m, relid, source, source_null);
     MergeRows rows = split_items(m, items);

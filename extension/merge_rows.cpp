@@ -171,6 +171,7 @@ Jsonb *row_item(const Merge &m, const MergeRows &rows, int64 row)
 {
     if (rows.item != nullptr)
         return JsonbValueToJsonb(&rows.item[row]);
+    int pinned = pin_output_styles(); // as items_since prints values
     JsonbParseState *state = nullptr;
     pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
     for (int c = 0; c < m.ncolumns; c++) {
@@ -194,7 +195,9 @@ Jsonb *row_item(const Merge &m, const MergeRows &rows, int64 row)
             push_value_json(&state, column.type, rows.values.values[c][row]);
         }
     }
-    return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr));
+    Jsonb *item = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr));
+    unpin_output_styles(pinned);
+    return item;
 }
 
 namespace {

@@ -62,6 +62,12 @@ bool stored_row(Merge &m, const MergeRows &rows, int64 row, const int64 *version
         }
         types[nargs] = t.as_text[c] ? TEXTOID : t.types[c];
         values[nargs] = rows.values.values[c][row];
+        if (t.as_text[c]) { // an array or composite: as its text, cast back below
+            Oid output;
+            bool varlena;
+            getTypeOutputInfo(t.types[c], &output, &varlena);
+            values[nargs] = CStringGetTextDatum(OidOutputFunctionCall(output, values[nargs]));
+        }
         nargs++;
         TypeCacheEntry *type = lookup_type_cache(t.types[c], TYPECACHE_EQ_OPR);
         if (!OidIsValid(type->eq_opr))
@@ -114,7 +120,7 @@ const pg_uuid_t *buried_origin(Oid relid, RowHash key)
                                    "OPERATOR(pg_catalog.=) $1 AND t.key_hash "
                                    "OPERATOR(pg_catalog.=) $2",
                                    2, types),
-                         values, nullptr, true, 1) != SPI_OK_SELECT)
+                         values, nullptr, false, 1) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading a tombstone failed");
     pg_uuid_t *origin = nullptr;
     bool isnull = true;
@@ -150,7 +156,9 @@ void apply_tombstones(Merge &m, const MergeRows &rows, const int32 *idx, int64 c
             vc = version_column(m);
             // Writers of the table wait while tombstones apply, and the merge waits for those
             // under way: an insert of the same key can neither miss the tombstone nor be missed
-            // by it. (Self-conflicting: two merges applying tombstones to one table queue.)
+            // by it. Self-conflicting: two merges applying tombstones to one table queue. (Taken
+            // already by merge_item_batch, before the table was opened; again here for a merge
+            // whose tombstones came another way.)
             LockRelationOid(m.relid, ShareRowExclusiveLock);
         }
         if (rows.values.nulls[vc][row])

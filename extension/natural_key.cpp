@@ -33,7 +33,9 @@ int compare_parts(const void *a, const void *b)
 // the relcache: the other foreign keys of the table do not matter here.
 bool translated_key_column(Relation rel, AttrNumber attnum, Oid *parent, AttrNumber *parent_attnum)
 {
-    List *fkeys = RelationGetFKeyList(rel);
+    // A copy: the relcache's list goes with the next invalidation, which the catalog lookups
+    // below may process.
+    List *fkeys = static_cast<List *>(copyObjectImpl(RelationGetFKeyList(rel)));
     ListCell *lc;
     foreach (lc, fkeys) {
         auto *fk = static_cast<ForeignKeyCacheInfo *>(lfirst(lc));
@@ -240,7 +242,25 @@ Jsonb *key_json_of_item(const KeyPlan *plan, JsonbContainer *item)
     return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, nullptr));
 }
 
+namespace {
+
+bool natural_key_of_stored_row(KeyPlan *plan, const Datum *values, const bool *nulls,
+                               NaturalKey *out);
+
+} // namespace
+
 bool natural_key_of_row(KeyPlan *plan, const Datum *values, const bool *nulls, NaturalKey *out)
+{
+    int pinned = pin_output_styles();
+    bool found = natural_key_of_stored_row(plan, values, nulls, out);
+    unpin_output_styles(pinned);
+    return found;
+}
+
+namespace {
+
+bool natural_key_of_stored_row(KeyPlan *plan, const Datum *values, const bool *nulls,
+                               NaturalKey *out)
 {
     auto **sent = work_array0<bytea *>(plan->nparts);
     JsonbParseState *state = nullptr;
@@ -272,6 +292,8 @@ bool natural_key_of_row(KeyPlan *plan, const Datum *values, const bool *nulls, N
     out->hash = hash_sent(plan->nparts, sent);
     return true;
 }
+
+} // namespace
 
 void remember_deleted(const Registration *reg, TupleDesc desc, const Datum *values,
                       const bool *nulls, const NaturalKey &key)

@@ -1,4 +1,7 @@
-// Rows inserted into an lww table while a tombstone of their key appeared: an INSERT that waited
+// The end of a statement that wrote an lww table, for the rows it actually wrote (its transition
+// tables). Deleted rows get their tombstones (record_deleted_rows). Inserted rows replace the
+// tombstones of their keys, which the change trigger only looked at; and rows inserted while a
+// tombstone of their key appeared: an INSERT that waited
 // for a concurrent DELETE of the same key (on the key index) goes on once the delete commits,
 // after its change trigger looked for tombstones, and so does a merge's upsert. The content
 // trigger settles such rows at the end of the statement (fresh snapshot): a local insert came
@@ -6,6 +9,7 @@
 // keeps its version and the newer of the two stays. Per key, a node keeps the row or the
 // tombstone, never both.
 #include "applying.hpp"
+#include "hlc.hpp"
 #include "kept_plans.hpp"
 #include "natural_key.hpp"
 #include "state_access.hpp"
@@ -16,23 +20,71 @@ namespace idsync {
 
 namespace {
 
-// Runs "<verb> <table> ... WHERE <point> = $1" as the caller (the writer or the merge, whose
-// rights were checked) with search_path pinned.
+// Runs "<verb> <table> ... WHERE <point> = $1" on the one row it settles, as the table's owner
+// and past its row-level security, as PostgreSQL's foreign keys act: a correction idsync owes
+// the row whoever wrote it, which the writer's own rights (INSERT only, say) must not stop
+// halfway. With search_path pinned.
 void fix_row(Relation rel, const char *sql, int nargs, Oid *types, Datum *values)
 {
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(rel->rd_rel->relowner,
+                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
     int pinned = pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
     SPIPlanPtr plan = kept_plan(sql, nargs, types);
     int ret = SPI_execute_plan(plan, values, nullptr, false, 0);
-    if (ret < 0)
-        elog(ERROR, "idsync: settling a row of %s with its tombstone failed: %s",
-             RelationGetRelationName(rel), SPI_result_code_string(ret));
+    if (ret < 0 || SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("idsync: settling a row of %s with its tombstone found %llu rows",
+                               RelationGetRelationName(rel),
+                               static_cast<unsigned long long>(ret < 0 ? 0 : SPI_processed))));
     SPI_finish();
     unpin_search_path(pinned);
+    SetUserIdAndSecContext(saved_user, saved_context);
 }
 
 } // namespace
+
+void record_deleted_rows(Relation rel, const Registration *reg, Tuplestorestate *rows)
+{
+    Oid relid = RelationGetRelid(rel);
+    if (rows == nullptr || !reg->lww || reg->schema_outdated ||
+        applying(relid, ApplyPurpose::merge) || applying(relid, ApplyPurpose::reclaim))
+        return;
+    TupleDesc desc = RelationGetDescr(rel);
+    int version_at = SPI_fnumber(desc, reg->version_column) - 1;
+    if (version_at < 0)
+        return;
+    KeyPlan *plan = key_plan(relid, CurrentMemoryContext);
+    MemoryContext per_row =
+        AllocSetContextCreate(CurrentMemoryContext, "idsync tombstone", ALLOCSET_DEFAULT_SIZES);
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+    int reader = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(rows, reader);
+    tuplestore_rescan(rows);
+    while (tuplestore_gettupleslot(rows, true, false, slot)) {
+        slot_getallattrs(slot);
+        MemoryContext old = MemoryContextSwitchTo(per_row);
+        NaturalKey key;
+        // The rows it references were remembered when it was deleted (tombstone_trigger.cpp).
+        if (!natural_key_of_row(plan, slot->tts_values, slot->tts_isnull, &key))
+            ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+                            errmsg("idsync: a deleted row of \"%s\" references a row that is gone",
+                                   RelationGetRelationName(rel)),
+                            errdetail("Its natural key cannot be kept for its tombstone.")));
+        int64 previous =
+            slot->tts_isnull[version_at] ? 0 : DatumGetInt64(slot->tts_values[version_at]);
+        record_tombstone(relid, key, Max(hlc_now(), previous + 1), nullptr);
+        MemoryContextSwitchTo(old);
+        MemoryContextReset(per_row);
+    }
+    tuplestore_select_read_pointer(rows, 0);
+    ExecDropSingleTupleTableSlot(slot);
+    MemoryContextDelete(per_row);
+}
 
 void settle_inserted_rows(Relation rel, const Registration *reg, Tuplestorestate *rows)
 {

@@ -1,14 +1,12 @@
 // idsync.tombstone_trigger: the BEFORE DELETE row trigger of lww tables. The row is deleted as
 // the user asked; what replicates the delete is its tombstone, kept in idsync.tombstones
-// (tombstones.hpp) with a version newer than the row's, at a new change point. The row's natural
-// key is also remembered for the rest of the transaction, so that rows deleted after it by the
-// same statement (ON DELETE CASCADE, SET NULL) still find the key they referenced.
-//
-// A row a merge deletes (an incoming tombstone) gets its tombstone from the merge, with the
-// version it came with; one that reclaim or an upgrade moves out is not a delete at all.
+// (tombstones.hpp) by the statement's content trigger for the rows actually deleted
+// (record_deleted_rows: a trigger after this one may still keep a row). Here the row's natural
+// key is remembered for the rest of the transaction, while the rows it references are still
+// here, so that rows deleted after it (ON DELETE CASCADE, SET NULL) and its own tombstone still
+// find the keys they referenced.
 #include "applying.hpp"
 #include "boundary.hpp"
-#include "hlc.hpp"
 #include "natural_key.hpp"
 #include "registration.hpp"
 #include "state_access.hpp"
@@ -84,11 +82,5 @@ IDSYNC_FUNCTION(idsync_tombstone_trigger)
                                RelationGetRelationName(rel)),
                         errdetail("Its natural key cannot be kept for its tombstone.")));
     idsync::remember_deleted(columns->reg, desc, values, nulls, key);
-    if (!idsync::applying(columns->relid, idsync::ApplyPurpose::merge)) {
-        int at = columns->version - 1;
-        int64 previous = nulls[at] ? 0 : DatumGetInt64(values[at]);
-        int64 version = Max(idsync::hlc_now(), previous + 1);
-        idsync::record_tombstone(columns->relid, key, version, nullptr);
-    }
     return PointerGetDatum(td->tg_trigtuple);
 }

@@ -31,6 +31,17 @@ void append_tombstone_delta(Oid relid, RowHash key, int64 added, int64 removed)
     append_content_delta(relid, h.h1, h.h2, 0);
 }
 
+// Runs a plan on idsync.tombstones with a fresh snapshot also under REPEATABLE READ and
+// SERIALIZABLE: a tombstone committed after the transaction began must still count (else its
+// key could end with a row and a tombstone both). SPI takes one itself at READ COMMITTED.
+int execute_fresh(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount)
+{
+    if (!IsolationUsesXactSnapshot())
+        return SPI_execute_plan(plan, values, nulls, false, tcount);
+    return SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false,
+                                false, tcount);
+}
+
 } // namespace
 
 RowHash tombstone_hash(RowHash key, int64 version)
@@ -100,7 +111,7 @@ int64 drop_tombstone(Oid relid, RowHash key, int64 below)
                                 "OPERATOR(pg_catalog.=) $1 AND t.key_hash OPERATOR(pg_catalog.=) "
                                 "$2 AND t.version OPERATOR(pg_catalog.<) $3 RETURNING t.version",
                                 3, types);
-    if (SPI_execute_plan(plan, values, nullptr, false, 0) != SPI_OK_DELETE_RETURNING)
+    if (execute_fresh(plan, values, nullptr, 0) != SPI_OK_DELETE_RETURNING)
         elog(ERROR, "idsync: removing a tombstone failed");
     int64 version = -1;
     if (SPI_processed == 1) {
@@ -138,7 +149,7 @@ void tombstone_versions(Oid relid, const RowHash *keys, int64 n, int64 *versions
         "t.key_hash OPERATOR(pg_catalog.=) k.h",
         2, types);
     // Not read-only: a fresh snapshot sees the tombstones this transaction kept just before.
-    if (SPI_execute_plan(plan, values, nullptr, false, 0) != SPI_OK_SELECT)
+    if (execute_fresh(plan, values, nullptr, 0) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading tombstones failed");
     for (uint64 r = 0; r < SPI_processed; r++) {
         bool isnull;
@@ -162,7 +173,7 @@ bool has_tombstones(Oid relid)
     SPIPlanPtr plan = kept_plan("SELECT FROM idsync.tombstones t WHERE t.relid "
                                 "OPERATOR(pg_catalog.=) $1 LIMIT 1",
                                 1, types);
-    if (SPI_execute_plan(plan, values, nullptr, false, 1) != SPI_OK_SELECT)
+    if (execute_fresh(plan, values, nullptr, 1) != SPI_OK_SELECT)
         elog(ERROR, "idsync: reading tombstones failed");
     bool any = SPI_processed > 0;
     SPI_finish();
@@ -203,6 +214,9 @@ IDSYNC_FUNCTION(idsync_purge_tombstones)
     Oid relid = DatumGetObjectId(required_arg(fcinfo, 0, "target"));
     Datum older_than = required_arg(fcinfo, 1, "older_than");
     require_reclaim_rights(relid);
+    // As a writer of the table: a recomputation of its content state (SHARE) waits for the purge,
+    // and the purge for it, so that neither drops the other's deltas.
+    LockRelationOid(relid, RowExclusiveLock);
     Oid types[2] = {OIDOID, INTERVALOID};
     Datum values[2] = {ObjectIdGetDatum(relid), older_than};
     uint64 purged = exec_as_owner(

@@ -34,6 +34,11 @@ void tombstone_versions(Oid relid, const RowHash *keys, int64 n, int64 *versions
 // Whether `relid` has any tombstone (a cheap test before looking up keys).
 bool has_tombstones(Oid relid);
 
+// Keeps the tombstones of the rows a DELETE of lww table `rel` removed (its transition table):
+// versions newer than the rows', new change points, this node as their origin. Not for the rows a
+// merge deletes (it keeps the tombstones that came) nor those reclaim moves out.
+void record_deleted_rows(Relation rel, const Registration *reg, Tuplestorestate *rows);
+
 // Settles the rows of an INSERT into lww table `rel` (its transition table) whose keys have
 // tombstones now, kept by a delete this statement waited for (tombstone_settle.cpp).
 void settle_inserted_rows(Relation rel, const Registration *reg, Tuplestorestate *rows);

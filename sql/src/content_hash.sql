@@ -83,6 +83,14 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'idsync_change') THEN
         RETURN;
     END IF;
+    -- A column named as an lww table's tombstone marker stays local, also one added later: items
+    -- carrying it would read as tombstones.
+    IF reg.mode = 'lww' AND reg.tombstone_column <> ALL (reg.local_columns)
+       AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target
+                   AND attname = reg.tombstone_column AND attnum > 0 AND NOT attisdropped) THEN
+        UPDATE idsync.tables t SET local_columns = t.local_columns || reg.tombstone_column
+        WHERE t.relid = target;
+    END IF;
     SELECT coalesce(array_agg(t.column_name ORDER BY t.column_name), '{}'),
            coalesce(array_agg(idsync._ref_hash_query(t.parent, t.parent_column) ORDER BY t.column_name), '{}')
     INTO ref_columns, ref_queries

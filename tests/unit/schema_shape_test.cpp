@@ -72,6 +72,10 @@ START_TEST(batch_keys_against_peer)
     ck_assert_str_eq(none.c_str(), "");
     std::string same = schema_drift(insert_only, insert_only);
     ck_assert_str_eq(same.c_str(), "");
+    const char *other_marker = R"({"mode": "lww", "key": ["name"], "marker": "gone",
+        "columns": {"name": {"type": "text"}, "note": {"type": "text"}}})";
+    std::string markers = schema_drift(local, other_marker);
+    ck_assert_str_eq(markers.c_str(), "tombstone marker idsync_deleted here, gone on the peer");
     std::string unknown = unknown_columns(local, "", R"(["note"])");
     ck_assert_str_eq(unknown.c_str(), "");
 }

@@ -204,5 +204,40 @@ SELECT * FROM idsync.reclaim('lww_b.obj', '7 days');
 SELECT count(*) AS sync_rows FROM idsync.incoming_sync WHERE relid = 'lww_b.obj'::regclass;
 SELECT * FROM idsync.reclaim('lww_a.obj', '7 days');
 
+-- A tombstone is kept for the rows a DELETE removed, and a deleted key's tombstone goes when a
+-- row of it is in: a trigger of the user's that keeps a row, or an INSERT that ON CONFLICT on
+-- another unique index leaves out, leave the tombstones as they were.
+CREATE TABLE lww_a.acct (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, email text UNIQUE);
+SELECT idsync.replicate('lww_a.acct', '{k}', 'lww');
+INSERT INTO lww_a.acct (k, email) VALUES ('x', 'x@a'), ('y', 'y@a');
+CREATE FUNCTION lww_a.keep_y() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RETURN CASE WHEN OLD.k = 'y' THEN NULL ELSE OLD END; END $$;
+CREATE TRIGGER zz_keep_y BEFORE DELETE ON lww_a.acct FOR EACH ROW EXECUTE FUNCTION lww_a.keep_y();
+DELETE FROM lww_a.acct;
+SELECT k FROM lww_a.acct ORDER BY k;
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_a.acct'::regclass ORDER BY 1;
+INSERT INTO lww_a.acct (k, email) VALUES ('x', 'y@a') ON CONFLICT DO NOTHING;
+SELECT count(*) AS rows_with_x FROM lww_a.acct WHERE k = 'x';
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_a.acct'::regclass ORDER BY 1;
+INSERT INTO lww_a.acct (k, email) VALUES ('x', 'x@a');
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_a.acct'::regclass ORDER BY 1;
+SELECT (SELECT content_hash FROM idsync.sync_info('lww_a.acct'))
+     = (SELECT lpad(to_hex(hash1), 16, '0') || lpad(to_hex(hash2), 16, '0')
+        FROM idsync.table_hash('lww_a.acct')) AS kept_is_recomputed;
+-- A column named as the tombstone marker, added later, stays local: items never carry it.
+ALTER TABLE lww_a.acct ADD COLUMN idsync_deleted boolean DEFAULT true;
+SELECT 'idsync_deleted' = ANY (local_columns) AS marker_column_is_local
+FROM idsync.tables WHERE relid = 'lww_a.acct'::regclass;
+SELECT item ? 'idsync_deleted' AS item_has_marker FROM idsync.items_since('lww_a.acct', -1)
+WHERE item ->> 'k' = 'x';
+-- A tombstone's key is written as items are, whatever the session's DateStyle.
+CREATE TABLE lww_a.day (id bigserial PRIMARY KEY, d date NOT NULL UNIQUE);
+SELECT idsync.replicate('lww_a.day', '{d}', 'lww');
+INSERT INTO lww_a.day (d) VALUES ('2024-02-01');
+SET DateStyle = 'SQL, DMY';
+DELETE FROM lww_a.day;
+RESET DateStyle;
+SELECT key FROM idsync.tombstones WHERE relid = 'lww_a.day'::regclass;
+
 DROP SCHEMA lww_a, lww_b CASCADE;
 RESET search_path;
