@@ -9,6 +9,7 @@
 
 #include "ctl_connection.hpp"
 #include "log.hpp"
+#include "schema_shape.hpp"
 
 namespace {
 
@@ -30,6 +31,9 @@ constexpr const char *merge_query =
 constexpr int kLevels[] = {8, 12, 16};
 // Rows per bucket below which the rows themselves are cheaper to read than another level.
 constexpr int64_t kRowsPerBucket = 32;
+// The statement timeout of compare and repair: each level reads the whole table on each node,
+// which takes longer than node_timeout allows a replication query on a big table.
+constexpr double kScanTimeout = 3600;
 // Items per merge_items call of a repair.
 constexpr size_t kRepairBatch = 1000;
 
@@ -149,6 +153,7 @@ void find_differences(Comparison &c)
     }
     if (differing.empty())
         return;
+    report.differing_buckets = static_cast<int>(differing.size());
     std::map<std::string, Row> here = c.rows(c.local, bits, differing);
     std::map<std::string, Row> there = c.rows(c.remote, bits, differing);
     for (const auto &[key_hash, row] : here) {
@@ -197,14 +202,17 @@ std::string send_items(CtlConnection &db, const std::string &table,
 {
     int64_t received = 0, inserted = 0, updated = 0, unchanged = 0, rejected = 0;
     for (size_t start = 0; start < items.size(); start += kRepairBatch) {
-        nlohmann::json batch = nlohmann::json::array();
+        // The items as the server printed them, not parsed and printed again here: a JSON
+        // library would turn 1.10 into 1.1 (or round a long number), another row for the hash.
+        // Point 0: the source's sync point there does not move past its real one (points start
+        // at 1, and sync points only move up).
+        std::string batch = "[";
         for (size_t i = start; i < std::min(items.size(), start + kRepairBatch); i++)
-            // Point 0: the source's sync point here does not move past its real one (points
-            // start at 1, and sync points only move up).
-            batch.push_back({{"point", 0},
-                             {"item", nlohmann::json::parse(items[i].first)},
-                             {"origin", items[i].second}});
-        PgResult r = db.query(merge_query, {table, batch.dump(), source});
+            batch += std::string(i > start ? "," : "") +
+                     "{\"point\": 0, \"item\": " + items[i].first + ", \"origin\": " +
+                     (items[i].second.empty() ? "null" : "\"" + items[i].second + "\"") + "}";
+        batch += "]";
+        PgResult r = db.query(merge_query, {table, batch, source});
         received += r.int64(0, 0);
         inserted += r.int64(0, 1);
         updated += r.int64(0, 2);
@@ -223,8 +231,8 @@ std::string send_items(CtlConnection &db, const std::string &table,
 CompareReport compare_table(const Config &config, const std::string &table, const std::string &peer)
 {
     const PeerConfig &p = find_peer(config, peer);
-    CtlConnection local("local", config.local_dsn, config.conn_timeout, config.node_timeout);
-    CtlConnection remote("peer " + peer, p.dsn, config.conn_timeout, config.node_timeout);
+    CtlConnection local("local", config.local_dsn, config.conn_timeout, kScanTimeout);
+    CtlConnection remote("peer " + peer, p.dsn, config.conn_timeout, kScanTimeout);
     return run_compare(config, local, remote, table, peer);
 }
 
@@ -232,10 +240,23 @@ CompareReport repair_table(const Config &config, const std::string &table, const
                            const std::string &peer_dsn, std::string *done)
 {
     const PeerConfig &p = find_peer(config, peer);
-    CtlConnection local("local", config.local_dsn, config.conn_timeout, config.node_timeout);
+    CtlConnection local("local", config.local_dsn, config.conn_timeout, kScanTimeout);
     CtlConnection remote("peer " + peer, peer_dsn.empty() ? p.dsn : peer_dsn, config.conn_timeout,
-                         config.node_timeout);
+                         kScanTimeout);
     CompareReport before = run_compare(config, local, remote, table, peer);
+    // Rows of a table whose shape differs would be parked there one by one (see idsyncd's
+    // schema drift): refused until the shapes agree.
+    std::string here_shape = local.query("SELECT " IDSYNC_TABLE_SHAPE, {table}).text(0, 0);
+    std::string there_shape = remote.query("SELECT " IDSYNC_TABLE_SHAPE, {table}).text(0, 0);
+    std::string outward = schema_drift(here_shape, there_shape);
+    std::string inward = schema_drift(there_shape, here_shape); // worded as seen from the peer
+    if (!outward.empty() || !inward.empty())
+        throw std::runtime_error(
+            before.table + " has another shape on " + peer + " (" +
+            (outward.empty() ? "" : "rows from here: " + outward) +
+            (outward.empty() || inward.empty() ? "" : "; ") +
+            (inward.empty() ? "" : "rows from " + peer + ", as " + peer + " sees it: " + inward) +
+            "): nothing was sent; make the schemas agree first");
     std::vector<std::pair<std::string, std::string>> to_peer, to_here;
     for (const Difference &d : before.differences) {
         if (!d.here.empty())
@@ -259,9 +280,14 @@ CompareReport repair_table(const Config &config, const std::string &table, const
             local.query(recompute_query, {after.table});
             *done += "recomputed the kept content hash here\n";
         }
-        if (after.stale_there) {
+        if (after.stale_there && !peer_dsn.empty()) {
             remote.query(recompute_query, {after.table});
             *done += "recomputed the kept content hash on " + peer + "\n";
+        } else if (after.stale_there) {
+            *done += "the kept content hash on " + peer +
+                     " is stale: recompute it there as an "
+                     "administrator (--peer-dsn), or SELECT idsync._recompute_content_state('" +
+                     after.table + "') there\n";
         }
         after = run_compare(config, local, remote, table, peer);
     }
@@ -284,10 +310,10 @@ std::string compare_text(const CompareReport &report)
         report.round_trips, levels.empty() ? "none, equal hashes" : levels.c_str(), report.seconds);
     if (report.stale_here)
         out += "the content hash kept here is not what the rows hash to (rows changed with "
-               "idsync's triggers off): repair recomputes it\n";
+               "idsync's triggers off); repair recomputes it\n";
     if (report.stale_there)
         out += "the content hash kept on " + report.peer +
-               " is not what its rows hash to: repair recomputes it\n";
+               " is not what its rows hash to; repair with --peer-dsn recomputes it\n";
     if (report.differences.empty())
         return out;
     out += strprintf("%-14s %s\n", "STATE", "KEY");
@@ -314,6 +340,7 @@ std::string compare_json(const CompareReport &report)
                           {"levels", report.levels},
                           {"stale_here", report.stale_here},
                           {"stale_there", report.stale_there},
+                          {"changed_during_comparison", report.unsettled()},
                           {"seconds", report.seconds}};
     return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }

@@ -35,6 +35,11 @@ struct CompareReport {
     // A node whose kept content hash is not what its rows hash to (rows changed behind idsync's
     // back, with its triggers off): known when the buckets were read.
     bool stale_here = false, stale_there = false;
+    // Buckets that differed at the last level read; when some did but no row differs, the rows
+    // changed between the queries (each reads its own snapshot): not a clean "no differences".
+    int differing_buckets = 0;
+    bool unsettled() const { return differing_buckets > 0 && differences.empty(); }
+    bool clean() const { return differences.empty() && !unsettled(); }
 };
 
 // Compares `table` with the peer named `peer` (std::invalid_argument when the file names none);

@@ -24,19 +24,22 @@ std::string conflicts_report(const Config &config, const std::string &table, boo
     if (json) {
         nlohmann::json out = nlohmann::json::array();
         for (int i = 0; i < rows.rows(); i++)
-            out.push_back({{"conflict_id", rows.int64(i, 0)},
-                           {"table", rows.text(i, 1)},
-                           {"kind", rows.text(i, 2)},
-                           {"key", nlohmann::json::parse(rows.text(i, 3))},
-                           {"lost", nlohmann::json::parse(rows.text(i, 4))},
-                           {"lost_version", rows.text(i, 5).empty()
-                                                ? nlohmann::json(nullptr)
-                                                : nlohmann::json(std::stoll(rows.text(i, 5)))},
-                           {"lost_origin", rows.text(i, 6)},
-                           {"won_version", rows.int64(i, 7)},
-                           {"won_origin", rows.text(i, 8)},
-                           {"recorded_at", rows.text(i, 9)},
-                           {"age_seconds", std::stod(rows.text(i, 10))}});
+            out.push_back(
+                {{"conflict_id", rows.int64(i, 0)},
+                 {"table", rows.text(i, 1)},
+                 {"kind", rows.text(i, 2)},
+                 {"key", nlohmann::json::parse(rows.text(i, 3))},
+                 {"lost", nlohmann::json::parse(rows.text(i, 4))},
+                 {"lost_version", rows.text(i, 5).empty()
+                                      ? nlohmann::json(nullptr)
+                                      : nlohmann::json(std::stoll(rows.text(i, 5)))},
+                 {"lost_origin", rows.text(i, 6).empty() ? nlohmann::json(nullptr)
+                                                         : nlohmann::json(rows.text(i, 6))},
+                 {"won_version", rows.int64(i, 7)},
+                 {"won_origin", rows.text(i, 8).empty() ? nlohmann::json(nullptr)
+                                                        : nlohmann::json(rows.text(i, 8))},
+                 {"recorded_at", rows.text(i, 9)},
+                 {"age_seconds", std::stod(rows.text(i, 10))}});
         return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
     // LOST_FROM and WON_FROM: the node that wrote the version ("here": this one).

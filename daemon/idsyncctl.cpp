@@ -171,20 +171,26 @@ int main(int argc, char **argv)
             return exit_not_in_sync;
         }
     }
+    if (command == "repair" && dsn.empty()) {
+        fprintf(stderr, "idsyncctl: repair merges the peer's rows here: it needs an "
+                        "administrator's connection (--dsn)\n");
+        return exit_usage;
+    }
     if (command == "compare" || command == "repair") {
+        std::string done;
         try {
-            std::string done;
             CompareReport report = command == "compare"
                                        ? compare_table(config, args[1], args[2])
                                        : repair_table(config, args[1], args[2], peer_dsn, &done);
             if (!json)
                 fputs(done.c_str(), stdout);
             fputs((json ? compare_json(report) : compare_text(report)).c_str(), stdout);
-            return report.differences.empty() ? 0 : exit_not_in_sync;
+            return report.clean() ? 0 : exit_not_in_sync;
         } catch (const std::invalid_argument &e) {
             fprintf(stderr, "idsyncctl: %s\n", e.what());
             return exit_usage;
         } catch (const std::exception &e) {
+            fputs(done.c_str(), stdout); // what a repair did before it failed
             fprintf(stderr, "idsyncctl: %s\n", e.what());
             return exit_not_in_sync;
         }
