@@ -187,7 +187,7 @@ is_deeply([map { $_->{conflict_id} } @$listed],
     [sort { $b <=> $a } map { $_->{conflict_id} } @$listed], 'idsyncctl conflicts --json: newest first');
 my ($k1) = grep { $_->{key}{name} eq 'k1' } @$listed;
 is_deeply({ map { $_ => $k1->{$_} } qw(table kind lost_origin won_origin) },
-    { table => 'public.item', kind => 'row lost to row', lost_origin => $id{b}, won_origin => '' },
+    { table => 'public.item', kind => 'row lost to row', lost_origin => $id{b}, won_origin => undef },
     'idsyncctl conflicts --json: table, kind and origins of k1');
 is_deeply([$k1->{lost}{value}, "$k1->{lost_version}", "$k1->{won_version}"],
     [201, "$version{b_row}", "$version{a_row}"], 'idsyncctl conflicts --json: the versions of k1');
