@@ -123,6 +123,8 @@ void settle_inserted_rows(Relation rel, const Registration *reg, Tuplestorestate
     int64 *buried = work_array<int64>(count);
     tombstone_versions(relid, keys, count, buried);
     bool merging = applying(relid, ApplyPurpose::merge);
+    RowHash *dropped = work_array<RowHash>(count);
+    int64 ndropped = 0;
     const char *point = quote_identifier(reg->point_column);
     const char *version = quote_identifier(reg->version_column);
     for (int64 i = 0; i < count; i++) {
@@ -139,7 +141,7 @@ void settle_inserted_rows(Relation rel, const Registration *reg, Tuplestorestate
                     1, types, values);
             continue;
         }
-        drop_tombstone(relid, keys[i], PG_INT64_MAX);
+        dropped[ndropped++] = keys[i];
         if (!merging && buried[i] >= versions[i]) {
             Oid types[2] = {INT8OID, INT8OID};
             Datum values[2] = {Int64GetDatum(buried[i] + 1), Int64GetDatum(points[i])};
@@ -149,6 +151,7 @@ void settle_inserted_rows(Relation rel, const Registration *reg, Tuplestorestate
                     2, types, values);
         }
     }
+    drop_tombstones(relid, dropped, ndropped);
 }
 
 } // namespace idsync

@@ -126,6 +126,34 @@ int64 drop_tombstone(Oid relid, RowHash key, int64 below)
     return version;
 }
 
+void drop_tombstones(Oid relid, const RowHash *keys, int64 n)
+{
+    if (n == 0)
+        return;
+    Datum *uuids = work_array<Datum>(n);
+    for (int64 i = 0; i < n; i++)
+        uuids[i] = UUIDPGetDatum(reinterpret_cast<pg_uuid_t *>(VARDATA(hash_bytes_of(keys[i]))));
+    Oid types[2] = {OIDOID, UUIDARRAYOID};
+    Datum values[2] = {ObjectIdGetDatum(relid),
+                       PointerGetDatum(construct_array(uuids, static_cast<int>(n), UUIDOID,
+                                                       UUID_LEN, false, TYPALIGN_CHAR))};
+    // Their share of the content hash leaves with them, summed in the same statement.
+    OwnerScope scope = enter_owner_scope();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    SPIPlanPtr plan = kept_plan(
+        "WITH d AS (DELETE FROM idsync.tombstones t WHERE t.relid OPERATOR(pg_catalog.=) $1 AND "
+        "t.key_hash OPERATOR(pg_catalog.=) ANY ($2) RETURNING t.hash1, t.hash2) INSERT INTO "
+        "idsync.table_deltas (relid, hash1, hash2, row_count) SELECT $1, "
+        "pg_catalog.bit_xor(d.hash1), pg_catalog.bit_xor(d.hash2), 0 FROM d HAVING "
+        "pg_catalog.count(*) OPERATOR(pg_catalog.>) 0",
+        2, types);
+    if (execute_fresh(plan, values, nullptr, 0) < 0)
+        elog(ERROR, "idsync: removing tombstones failed");
+    SPI_finish();
+    leave_owner_scope(scope);
+}
+
 void tombstone_versions(Oid relid, const RowHash *keys, int64 n, int64 *versions)
 {
     for (int64 i = 0; i < n; i++)

@@ -28,6 +28,9 @@ bool record_tombstone(Oid relid, const NaturalKey &key, int64 version, const pg_
 // or -1 when none was removed.
 int64 drop_tombstone(Oid relid, RowHash key, int64 below);
 
+// Removes the tombstones of keys[0 .. n-1], whatever their versions (one statement).
+void drop_tombstones(Oid relid, const RowHash *keys, int64 n);
+
 // The versions of the tombstones of keys[0 .. n-1] (-1 where there is none).
 void tombstone_versions(Oid relid, const RowHash *keys, int64 n, int64 *versions);
 
