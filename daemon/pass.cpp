@@ -330,7 +330,7 @@ Task<uint64_t> stream_rows(PassContext &context, const TableInfo &table, const s
     co_return rows;
 }
 
-// The tombstones up to the cut, after a bulk copy's rows and in its transaction on the peer: a
+// The tombstones up to the cut, with a bulk copy's rows and in its transaction on the peer: a
 // copy carries the live rows only, and the peer must also learn what was deleted here (and keep
 // older copies of those rows from coming back). In batches of per_diff, through merge_items.
 // What send_tombstones sent, counted into the outcome once the peer's transaction commits.
@@ -443,12 +443,15 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     uint64_t rows = co_await stream_rows(context, table, query.text(0, 0),
                                          "COPY pg_temp.idsync_bulk (" + table.columns +
                                              ", idsync_origin) FROM STDIN");
+    // Tombstones before the staged rows: their merge takes SHARE ROW EXCLUSIVE, which upgraded
+    // from the staged merge's ROW EXCLUSIVE would deadlock with any other peer's merge into the
+    // table. (The two commute: a staged row older than a key's tombstone is dropped either way.)
+    Sent tombstones = co_await send_tombstones(context, table, preflight);
     // The merge of a big copy takes a while: node_timeout per 10,000 rows staged.
     double merge_timeout = context.config.node_timeout * std::max(1.0, rows / 10000.0);
     PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
     PgResult merged = co_await context.remote.query_params(sql::merge_staged,
                                                            std::move(merge_params), merge_timeout);
-    Sent tombstones = co_await send_tombstones(context, table, preflight);
     if (context.pass_on_syncs)
         co_await context.remote.query(sql::merge_points, table.name, table.syncs);
     co_await context.remote.query("COMMIT");

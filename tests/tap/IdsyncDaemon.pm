@@ -151,4 +151,17 @@ sub metrics_of {
     return $response->{success} ? $response->{content} : '';
 }
 
+# On a failed run, the daemons' logs go into the test's log directory (kept by the TAP harness)
+# and their last lines into the output, since the temporary directory is removed at exit.
+END {
+    for my $log (Test::More->builder->is_passing ? () : sort glob("$dir/*.log")) {
+        my ($base) = $log =~ m{([^/]+)$};
+        my $kept = "$PostgreSQL::Test::Utils::log_path/idsyncd_$base";
+        system('cp', $log, $kept);
+        my @lines = split /\n/, slurp_file($log);
+        splice(@lines, 0, @lines - 40) if @lines > 40;
+        diag("--- last lines of $base (all of it in $kept)\n" . join("\n", @lines));
+    }
+}
+
 1;
