@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -31,8 +34,8 @@ constexpr const char *merge_query =
 constexpr int kLevels[] = {8, 12, 16};
 // Rows per bucket below which the rows themselves are cheaper to read than another level.
 constexpr int64_t kRowsPerBucket = 32;
-// The statement timeout of compare and repair: each level reads the whole table on each node,
-// which takes longer than node_timeout allows a replication query on a big table.
+// The statement timeout of compare and repair: the first level reads the whole table on each
+// node, which takes longer than node_timeout allows a replication query on a big table.
 constexpr double kScanTimeout = 3600;
 // Items per merge_items call of a repair.
 constexpr size_t kRepairBatch = 1000;
@@ -81,12 +84,40 @@ struct Comparison {
     CtlConnection &remote;
     std::string kept_here, kept_there; // the kept content hashes (sync_info)
 
+    std::mutex counting;
+
     PgResult query(CtlConnection &db, const char *sql, const PgParams &params)
     {
         PgResult result = db.query(sql, params);
+        std::lock_guard<std::mutex> hold(counting);
         report.round_trips++;
         report.rows_read += result.rows();
         return result;
+    }
+
+    // f(local) and f(remote) at once (each connection used by one thread): each node reads its
+    // table while the other does.
+    template <class F> auto on_both(F f) -> std::pair<decltype(f(local)), decltype(f(local))>
+    {
+        decltype(f(local)) here, there;
+        std::exception_ptr failed;
+        std::thread other([&] {
+            try {
+                here = f(local);
+            } catch (...) {
+                failed = std::current_exception();
+            }
+        });
+        try {
+            there = f(remote);
+        } catch (...) {
+            other.join();
+            throw;
+        }
+        other.join();
+        if (failed)
+            std::rethrow_exception(failed);
+        return {std::move(here), std::move(there)};
     }
 
     std::map<int, Bucket> buckets(CtlConnection &db, int bits, const std::vector<int> *parents)
@@ -123,8 +154,8 @@ void find_differences(Comparison &c)
         bits = kLevels[level];
         report.levels.push_back(bits);
         const std::vector<int> *parents = level == 0 ? nullptr : &differing;
-        std::map<int, Bucket> here = c.buckets(c.local, bits, parents);
-        std::map<int, Bucket> there = c.buckets(c.remote, bits, parents);
+        auto [here, there] =
+            c.on_both([&](CtlConnection &db) { return c.buckets(db, bits, parents); });
         if (level == 0) {
             report.stale_here = xor_of(here) != c.kept_here;
             report.stale_there = xor_of(there) != c.kept_there;
@@ -154,8 +185,7 @@ void find_differences(Comparison &c)
     if (differing.empty())
         return;
     report.differing_buckets = static_cast<int>(differing.size());
-    std::map<std::string, Row> here = c.rows(c.local, bits, differing);
-    std::map<std::string, Row> there = c.rows(c.remote, bits, differing);
+    auto [here, there] = c.on_both([&](CtlConnection &db) { return c.rows(db, bits, differing); });
     for (const auto &[key_hash, row] : here) {
         auto other = there.find(key_hash);
         if (other == there.end())
@@ -179,6 +209,12 @@ CompareReport run_compare(const Config &config, CtlConnection &local, CtlConnect
     report.peer = peer;
     report.table = table;
     Comparison c{report, local, remote};
+    // Each node is read in one REPEATABLE READ transaction: every level sees the same rows, and
+    // the table is hashed once (compare_buckets keeps its buckets for the transaction).
+    c.on_both([](CtlConnection &db) {
+        db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        return 0;
+    });
     PgResult mine = c.query(local, sync_state, {table});
     PgResult theirs = c.query(remote, sync_state, {table});
     report.table = mine.text(0, 3);
@@ -187,8 +223,12 @@ CompareReport run_compare(const Config &config, CtlConnection &local, CtlConnect
     c.kept_here = mine.text(0, 1);
     c.kept_there = theirs.text(0, 1);
     // Not the kept content hashes alone: rows changed with idsync's triggers off (what a compare
-    // is for) leave them as they were. The rows are hashed afresh, bucket by bucket.
+    // is for) leave them as they were. The rows are hashed afresh, once on each node.
     find_differences(c);
+    c.on_both([](CtlConnection &db) {
+        db.query("COMMIT");
+        return 0;
+    });
     (void)config;
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -25,8 +25,9 @@ char *bucket_of(const char *hash)
                     hash);
 }
 
-// (kh, rh, tid) of the live rows of `relid`: key hash, row hash and ctid.
-char *row_hashes(Oid relid, const Registration *reg)
+// (kh, rh, tid) of the live rows of `relid` in `source` (the table, or a query over it whose
+// column `tid` names the table's ctid): key hash, row hash and ctid.
+char *row_hashes(Oid relid, const Registration *reg, const char *source, const char *tid)
 {
     StringInfoData key;
     initStringInfo(&key);
@@ -34,7 +35,7 @@ char *row_hashes(Oid relid, const Registration *reg)
         appendStringInfo(&key, "%sn.%s AS %s", k ? ", " : "", quote_identifier(reg->key_columns[k]),
                          quote_identifier(reg->key_columns[k]));
     char *rows =
-        natural_select(relid, relid_name(relid), NaturalPurpose::hash, "c.ctid AS idsync_ctid");
+        natural_select(relid, source, NaturalPurpose::hash, psprintf("c.%s AS idsync_ctid", tid));
     return psprintf("SELECT (SELECT idsync.row_hash(k.*, '{}'::pg_catalog.text[]) FROM (SELECT %s) "
                     "k) AS kh, idsync.row_hash(n.*, '{idsync_ctid}'::pg_catalog.text[]) AS rh, "
                     "n.idsync_ctid AS tid FROM (%s) n",
@@ -59,6 +60,212 @@ int32 bits_arg(FunctionCallInfo fcinfo, int arg)
     return bits;
 }
 
+// Every level of a comparison reads the same table under REPEATABLE READ (idsyncctl compare
+// runs in such a transaction on each node): the table is hashed once per transaction into its
+// 65,536 finest buckets, and each level, and the rows of the buckets that differ (by ctid),
+// come from that. Kept in TopTransactionContext for one table, user and command (a write in
+// the transaction starts over); under READ COMMITTED each call reads the table afresh.
+constexpr int kFinest = 16;
+constexpr int kBuckets = 1 << kFinest;
+// Past this many rows the ctids are not kept (8 bytes a row while reading, 6 kept): the rows of
+// the differing buckets are then found by reading the table again.
+constexpr int64 kMaxKeptRows = 4000000;
+
+struct TableBuckets {
+    Oid relid;
+    Oid user;
+    CommandId command;
+    int64 count[kBuckets];
+    uint64 hash1[kBuckets];
+    uint64 hash2[kBuckets];
+    bool has_tids;
+    uint32 first[kBuckets + 1]; // the ctids of bucket b: tids[first[b] .. first[b + 1] - 1]
+    ItemPointerData *tids;
+};
+
+LocalTransactionId kept_lxid = InvalidLocalTransactionId;
+TableBuckets *kept = nullptr; // in TopTransactionContext: only valid while kept_lxid is current
+
+uint64 uuid_half(const pg_uuid_t *uuid, int half)
+{
+    uint64 v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | uuid->data[half * 8 + i];
+    return v;
+}
+
+int finest_bucket(const pg_uuid_t *key_hash)
+{
+    return (key_hash->data[0] << 8) | key_hash->data[1];
+}
+
+// Reads (key hash, row hash, ctid) of every row and tombstone of `relid` once, into `context`;
+// the ctids too when `keep_tids`.
+TableBuckets *read_buckets(Oid relid, const Registration *reg, MemoryContext context,
+                           bool keep_tids)
+{
+    char *hashes = row_hashes(relid, reg, relid_name(relid), "ctid");
+    if (reg->lww)
+        hashes = psprintf("%s UNION ALL %s", hashes, tombstone_hashes(relid));
+    auto *t = static_cast<TableBuckets *>(MemoryContextAllocZero(context, sizeof(TableBuckets)));
+    t->relid = relid;
+    t->user = GetUserId();
+    t->command = GetCurrentCommandId(false);
+    t->has_tids = keep_tids;
+    MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "idsync compare buckets",
+                                               ALLOCSET_DEFAULT_SIZES);
+    int64 kept_rows = 0, room = 0;
+    uint16 *row_bucket = nullptr;
+    ItemPointerData *row_tid = nullptr;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "idsync could not connect to SPI");
+    int pinned = pin_search_path();
+    Portal cursor =
+        SPI_cursor_open_with_args(nullptr, hashes, 0, nullptr, nullptr, nullptr, true, 0);
+    unpin_search_path(pinned);
+    for (;;) {
+        SPI_cursor_fetch(cursor, true, 10000);
+        if (SPI_processed == 0)
+            break;
+        for (uint64 r = 0; r < SPI_processed; r++) {
+            HeapTuple tuple = SPI_tuptable->vals[r];
+            TupleDesc desc = SPI_tuptable->tupdesc;
+            bool kh_null, rh_null, tid_null;
+            Datum kh = SPI_getbinval(tuple, desc, 1, &kh_null);
+            Datum rh = SPI_getbinval(tuple, desc, 2, &rh_null);
+            Datum tid = SPI_getbinval(tuple, desc, 3, &tid_null);
+            if (kh_null || rh_null)
+                continue; // cannot happen: every row has a key
+            int b = finest_bucket(DatumGetUUIDP(kh));
+            t->count[b]++;
+            t->hash1[b] ^= uuid_half(DatumGetUUIDP(rh), 0);
+            t->hash2[b] ^= uuid_half(DatumGetUUIDP(rh), 1);
+            if (tid_null || !t->has_tids)
+                continue;
+            if (kept_rows == kMaxKeptRows) {
+                t->has_tids = false;
+                continue;
+            }
+            if (kept_rows == room) {
+                room = room ? room * 2 : 65536;
+                MemoryContext old = MemoryContextSwitchTo(work);
+                row_bucket =
+                    row_bucket
+                        ? static_cast<uint16 *>(repalloc_huge(row_bucket, sizeof(uint16) * room))
+                        : static_cast<uint16 *>(
+                              palloc_extended(sizeof(uint16) * room, MCXT_ALLOC_HUGE));
+                row_tid = row_tid ? static_cast<ItemPointerData *>(
+                                        repalloc_huge(row_tid, sizeof(ItemPointerData) * room))
+                                  : static_cast<ItemPointerData *>(palloc_extended(
+                                        sizeof(ItemPointerData) * room, MCXT_ALLOC_HUGE));
+                MemoryContextSwitchTo(old);
+            }
+            row_bucket[kept_rows] = static_cast<uint16>(b);
+            row_tid[kept_rows] = *reinterpret_cast<ItemPointer>(DatumGetPointer(tid));
+            kept_rows++;
+        }
+        SPI_freetuptable(SPI_tuptable);
+    }
+    SPI_cursor_close(cursor);
+    SPI_finish();
+    if (t->has_tids) {
+        // Grouped by bucket (a counting sort).
+        for (int64 i = 0; i < kept_rows; i++)
+            t->first[row_bucket[i] + 1]++;
+        for (int b = 0; b < kBuckets; b++)
+            t->first[b + 1] += t->first[b];
+        t->tids = static_cast<ItemPointerData *>(
+            MemoryContextAllocHuge(context, sizeof(ItemPointerData) * Max(kept_rows, 1)));
+        uint32 *next = static_cast<uint32 *>(palloc(sizeof(uint32) * kBuckets));
+        memcpy(next, t->first, sizeof(uint32) * kBuckets);
+        for (int64 i = 0; i < kept_rows; i++)
+            t->tids[next[row_bucket[i]]++] = row_tid[i];
+        pfree(next);
+    }
+    MemoryContextDelete(work);
+    return t;
+}
+
+// The finest buckets of `relid`: kept for the transaction under REPEATABLE READ (with the
+// ctids of the rows), else read afresh for this call (without them).
+TableBuckets *table_buckets(Oid relid, const Registration *reg)
+{
+    if (!IsolationUsesXactSnapshot())
+        return read_buckets(relid, reg, CurrentMemoryContext, false);
+    if (kept_lxid != MyProc->lxid)
+        kept = nullptr;
+    if (kept != nullptr && kept->relid == relid && kept->user == GetUserId() &&
+        kept->command == GetCurrentCommandId(false))
+        return kept;
+    kept = nullptr;
+    TableBuckets *t = read_buckets(relid, reg, TopTransactionContext, true);
+    kept = t;
+    kept_lxid = MyProc->lxid;
+    return t;
+}
+
+// Which of the 2^bits buckets `array` (int4[], nulls ignored) names.
+bool *bucket_set(Datum array, int bits)
+{
+    bool *set = static_cast<bool *>(palloc0(sizeof(bool) * (1 << bits)));
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(DatumGetArrayTypeP(array), INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems,
+                      &nulls, &n);
+    for (int i = 0; i < n; i++) {
+        int32 v = DatumGetInt32(elems[i]);
+        if (!nulls[i] && v >= 0 && v < (1 << bits))
+            set[v] = true;
+    }
+    return set;
+}
+
+// compare_buckets' rows from the finest buckets.
+void return_buckets(FunctionCallInfo fcinfo, const TableBuckets *t, int bits, const bool *parents)
+{
+    int n = 1 << bits;
+    int64 *count = static_cast<int64 *>(palloc0(sizeof(int64) * n));
+    uint64 *h1 = static_cast<uint64 *>(palloc0(sizeof(uint64) * n));
+    uint64 *h2 = static_cast<uint64 *>(palloc0(sizeof(uint64) * n));
+    for (int b = 0; b < kBuckets; b++) {
+        int bucket = b >> (kFinest - bits);
+        count[bucket] += t->count[b];
+        h1[bucket] ^= t->hash1[b];
+        h2[bucket] ^= t->hash2[b];
+    }
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (int bucket = 0; bucket < n; bucket++) {
+        if (count[bucket] == 0 || (parents != nullptr && !parents[bucket >> 4]))
+            continue;
+        Datum values[4] = {Int32GetDatum(bucket), Int64GetDatum(count[bucket]),
+                           Int64GetDatum(static_cast<int64>(h1[bucket])),
+                           Int64GetDatum(static_cast<int64>(h2[bucket]))};
+        bool nulls[4] = {false, false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+}
+
+// The ctids of the rows of `wanted` (buckets of `bits` bits), as a tid[].
+Datum kept_tids(const TableBuckets *t, const bool *wanted, int bits)
+{
+    int shift = kFinest - bits;
+    int64 n = 0;
+    for (int b = 0; b < kBuckets; b++)
+        if (wanted[b >> shift])
+            n += t->first[b + 1] - t->first[b];
+    Datum *elems =
+        static_cast<Datum *>(palloc_extended(sizeof(Datum) * Max(n, 1), MCXT_ALLOC_HUGE));
+    int64 i = 0;
+    for (int b = 0; b < kBuckets; b++)
+        if (wanted[b >> shift])
+            for (uint32 r = t->first[b]; r < t->first[b + 1]; r++)
+                elems[i++] = PointerGetDatum(&t->tids[r]);
+    return PointerGetDatum(construct_array(elems, static_cast<int>(n), TIDOID,
+                                           sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+}
+
 } // namespace
 
 // idsync.compare_buckets(target regclass, bits integer DEFAULT 12, parents integer[] DEFAULT
@@ -72,27 +279,8 @@ IDSYNC_FUNCTION(idsync_compare_buckets)
     int32 bits = bits_arg(fcinfo, 1);
     require_replicable(relid);
     const Registration *reg = load_registration(relid, CurrentMemoryContext);
-    char *hashes = row_hashes(relid, reg);
-    if (reg->lww)
-        hashes = psprintf("%s UNION ALL %s", hashes, tombstone_hashes(relid));
-    char *sql = psprintf(
-        "SELECT %s AS bucket, pg_catalog.count(*)::pg_catalog.int8, "
-        "COALESCE(pg_catalog.bit_xor(('x' OPERATOR(pg_catalog.||) pg_catalog.\"left\"(x.h, 16))"
-        "::pg_catalog.\"bit\"(64)::pg_catalog.int8), 0), "
-        "COALESCE(pg_catalog.bit_xor(('x' OPERATOR(pg_catalog.||) pg_catalog.\"right\"(x.h, 16))"
-        "::pg_catalog.\"bit\"(64)::pg_catalog.int8), 0) "
-        "FROM (SELECT r.kh, pg_catalog.replace(r.rh::pg_catalog.text, '-', '') AS h FROM (%s) r) x "
-        "WHERE $1 IS NULL OR (%s OPERATOR(pg_catalog.>>) 4) OPERATOR(pg_catalog.=) ANY ($1) "
-        "GROUP BY 1 ORDER BY 1",
-        bucket_of("x.kh"), hashes, bucket_of("x.kh"));
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "idsync could not connect to SPI");
-    Oid types[2] = {INT4ARRAYOID, INT4OID};
-    Datum values[2] = {PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2), Int32GetDatum(bits)};
-    char nulls[3] = {PG_ARGISNULL(2) ? 'n' : ' ', ' ', '\0'};
-    run_pinned(sql, 2, types, values, nulls, true, 0);
-    return_spi_rows(fcinfo);
-    SPI_finish();
+    return_buckets(fcinfo, table_buckets(relid, reg), bits,
+                   PG_ARGISNULL(2) ? nullptr : bucket_set(PG_GETARG_DATUM(2), Max(bits - 4, 0)));
     return Datum(0);
 }
 
@@ -117,6 +305,17 @@ IDSYNC_FUNCTION(idsync_compare_rows)
                             relid_name(relid));
     char *json = natural_select(relid, source, NaturalPurpose::json,
                                 "c.idsync_ctid, COALESCE(c.idsync_origin, $3) AS idsync_from");
+    // Under REPEATABLE READ, the ctids of the rows of those buckets are known (table_buckets):
+    // only those rows are read and hashed ($4); else the whole table is.
+    TableBuckets *t = IsolationUsesXactSnapshot() ? table_buckets(relid, reg) : nullptr;
+    bool by_tid = t != nullptr && t->has_tids;
+    char *hashed = by_tid ? row_hashes(relid, reg,
+                                       psprintf("(SELECT s.*, s.ctid AS idsync_tid FROM %s s WHERE "
+                                                "s.ctid OPERATOR(pg_catalog.=) ANY ($4))",
+                                                relid_name(relid)),
+                                       "idsync_tid")
+                          : row_hashes(relid, reg, relid_name(relid), "ctid");
+    Datum tids = by_tid ? kept_tids(t, bucket_set(buckets, bits), bits) : Datum(0);
     StringInfoData sql;
     initStringInfo(&sql);
     appendStringInfo(
@@ -126,7 +325,7 @@ IDSYNC_FUNCTION(idsync_compare_rows)
         "OPERATOR(pg_catalog.-) 'idsync_ctid'::pg_catalog.text "
         "OPERATOR(pg_catalog.-) 'idsync_from'::pg_catalog.text, j.idsync_from "
         "FROM h JOIN (%s) j ON j.idsync_ctid OPERATOR(pg_catalog.=) h.tid",
-        row_hashes(relid, reg), bucket_of("r.kh"), key.data, json);
+        hashed, bucket_of("r.kh"), key.data, json);
     if (reg->lww)
         appendStringInfo(
             &sql,
@@ -141,9 +340,9 @@ IDSYNC_FUNCTION(idsync_compare_rows)
     pg_uuid_t node = this_node();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "idsync could not connect to SPI");
-    Oid types[3] = {INT4ARRAYOID, INT4OID, UUIDOID};
-    Datum values[3] = {buckets, Int32GetDatum(bits), UUIDPGetDatum(&node)};
-    run_pinned(sql.data, 3, types, values, nullptr, true, 0);
+    Oid types[4] = {INT4ARRAYOID, INT4OID, UUIDOID, TIDARRAYOID};
+    Datum values[4] = {buckets, Int32GetDatum(bits), UUIDPGetDatum(&node), tids};
+    run_pinned(sql.data, by_tid ? 4 : 3, types, values, nullptr, true, 0);
     return_spi_rows(fcinfo);
     SPI_finish();
     return Datum(0);

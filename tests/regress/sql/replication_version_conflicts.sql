@@ -94,6 +94,28 @@ FROM idsync.compare_rows('cmp', ARRAY(SELECT bucket FROM idsync.compare_buckets(
 SELECT key, item - 'idsync_version' AS item FROM idsync.compare_rows('cmp',
     ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 8)), 8) WHERE key->>'k' IN ('k1', 'k2')
 ORDER BY 1;
+-- Under REPEATABLE READ (as idsyncctl compare reads), the table is hashed once for the
+-- transaction and the rows of the differing buckets are found by ctid: the same answers; a
+-- write in the transaction is seen by the next call.
+CREATE TEMP TABLE cmp_rc AS SELECT * FROM idsync.compare_buckets('cmp', 12);
+CREATE TEMP TABLE cmp_rows_rc AS SELECT * FROM idsync.compare_rows('cmp',
+    ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 6) LIMIT 20), 6);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT (SELECT count(*) FROM cmp_rc) AS buckets,
+       (SELECT count(*) FROM (SELECT * FROM idsync.compare_buckets('cmp', 12)
+                              EXCEPT SELECT * FROM cmp_rc) d) AS buckets_differing;
+SELECT (SELECT count(*) FROM cmp_rows_rc) AS rows,
+       (SELECT count(*) FROM (SELECT * FROM idsync.compare_rows('cmp',
+            ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 6) LIMIT 20), 6)
+        EXCEPT SELECT * FROM cmp_rows_rc) d) AS rows_differing;
+UPDATE cmp SET v = 'w' WHERE k = 'k2';
+SELECT sum(row_count) AS rows_and_tombstones,
+       lpad(to_hex(bit_xor(hash1)), 16, '0') || lpad(to_hex(bit_xor(hash2)), 16, '0')
+       = (SELECT content_hash FROM idsync.sync_info('cmp')) AS buckets_make_the_kept_hash
+FROM idsync.compare_buckets('cmp', 8);
+SELECT item->>'v' AS k2 FROM idsync.compare_rows('cmp',
+    ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 16)), 16) WHERE key->>'k' = 'k2';
+ROLLBACK;
 SELECT try($$SELECT * FROM idsync.compare_buckets('cf.cmp', 0)$$);
 SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', '{1}', 17)$$);
 SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', NULL)$$);
@@ -102,10 +124,14 @@ CREATE ROLE idsync_cf_reader;
 GRANT USAGE ON SCHEMA idsync, cf TO idsync_cf_reader;
 GRANT EXECUTE ON FUNCTION idsync.compare_buckets(regclass, integer, integer[]),
                           idsync.compare_rows(regclass, integer[], integer) TO idsync_cf_reader;
-SET ROLE idsync_cf_reader;
+-- Also when an administrator has just read the same table in the same REPEATABLE READ
+-- transaction: what was kept for one role is not another's.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) > 0 AS read_by_the_administrator FROM idsync.compare_buckets('cf.cmp');
+SET LOCAL ROLE idsync_cf_reader;
 SELECT try($$SELECT * FROM idsync.compare_buckets('cf.cmp')$$);
 SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', '{1}')$$);
-RESET ROLE;
+COMMIT;
 REVOKE ALL ON SCHEMA idsync, cf FROM idsync_cf_reader;
 REVOKE EXECUTE ON FUNCTION idsync.compare_buckets(regclass, integer, integer[]),
                            idsync.compare_rows(regclass, integer[], integer) FROM idsync_cf_reader;

@@ -344,6 +344,10 @@ SELECT count(*) AS tombstone_items FROM idsync.tombstones_since('sec.tag', -1);
 SELECT count(*) > 0 AS buckets FROM idsync.compare_buckets('sec.tag', 8);
 SELECT count(*) AS compared_rows FROM idsync.compare_rows('sec.tag',
     ARRAY(SELECT bucket FROM idsync.compare_buckets('sec.tag', 8)), 8);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS compared_rows_kept_buckets FROM idsync.compare_rows('sec.tag',
+    ARRAY(SELECT bucket FROM idsync.compare_buckets('sec.tag', 8)), 8);
+COMMIT;
 SELECT idsync.record_conflicts('sec.tag', 5);
 SELECT unchanged FROM idsync.merge_items('sec.tag',
     '[{"point": 3, "item": {"tag": "t", "drv_id": {"path": "/y"}, "idsync_version": 1}}]',
