@@ -223,6 +223,10 @@ const DaemonSetting daemon_settings[] = {
      [](Config &c, const std::string &v) { return set_seconds("interval", v, c.interval); }},
     {"per_diff",
      [](Config &c, const std::string &v) { return set_count("per_diff", v, 1000000, c.per_diff); }},
+    {"diff_bytes",
+     [](Config &c, const std::string &v) {
+         return set_count("diff_bytes", v, 256 << 20, c.diff_bytes);
+     }},
     {"max_diffs",
      [](Config &c, const std::string &v) {
          return set_count("max_diffs", v, 1000000, c.max_diffs);
@@ -728,7 +732,8 @@ std::string describe_config(const Config &config)
     if (config.peers.empty())
         out << "no peers (this node alone)\n";
     out << "interval=" << format_number(config.interval) << " per_diff=" << config.per_diff
-        << " max_diffs=" << config.max_diffs << " bulk_ratio=" << format_number(config.bulk_ratio)
+        << " max_diffs=" << config.max_diffs << " diff_bytes=" << config.diff_bytes
+        << " bulk_ratio=" << format_number(config.bulk_ratio)
         << " concurrency=" << config.concurrency << "\n";
     out << "node_timeout=" << format_number(config.node_timeout)
         << " conn_timeout=" << format_number(config.conn_timeout)

@@ -24,6 +24,7 @@ struct Config {
     // Swift's db_replicator defaults.
     double interval = 30;         // seconds between the starts of two passes to a peer
     int per_diff = 1000;          // rows per merge_items batch
+    int diff_bytes = 8 << 20;     // and its items' bytes at most (past one row)
     int max_diffs = 100;          // batches per table and pass before diff_capped
     double bulk_ratio = 0.5;      // bulk when remote max < ratio * local max (and > per_diff apart)
     int concurrency = 8;          // peers replicated to at the same time

@@ -36,14 +36,20 @@ constexpr const char *incoming_points =
     "'sync_point', sync_point)), '[]')::text FROM idsync.get_syncs($1::regclass)";
 // Rows the peer wrote itself come back as their point alone (no echo): counted, not sent.
 // With the keys the batch's items carry: a column added here since the preflight compared the
-// shapes must not reach a peer that lacks it (schema_shape.hpp).
+// shapes must not reach a peer that lacks it (schema_shape.hpp). At most $6 bytes of items (the
+// first row whatever its size): the whole batch is one jsonb value (at most 256 MB) merged in
+// one transaction; the last column says whether rows were left out for that.
 constexpr const char *next_batch =
-    "WITH i AS (SELECT * FROM idsync.items_since($1::regclass, $2::bigint, $3::integer, "
-    "$4::bigint, $5::uuid)) "
+    "WITH a AS (SELECT s.*, sum(coalesce(pg_catalog.pg_column_size(s.item), 0)) OVER (ORDER BY "
+    "s.point) AS upto, coalesce(pg_catalog.pg_column_size(s.item), 0) AS size FROM "
+    "idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint, $5::uuid) s), "
+    "i AS (SELECT a.point, a.item, a.origin FROM a WHERE a.upto OPERATOR(pg_catalog.-) a.size "
+    "OPERATOR(pg_catalog.<) $6::bigint OR a.upto OPERATOR(pg_catalog.=) a.size) "
     "SELECT count(*), coalesce(max(i.point), -1), "
     "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text, count(*) FILTER (WHERE i.item IS NULL), "
     "(SELECT coalesce(jsonb_agg(DISTINCT k.k), '[]')::text FROM i, "
-    "jsonb_object_keys(i.item) k (k) WHERE jsonb_typeof(i.item) = 'object') FROM i";
+    "jsonb_object_keys(i.item) k (k) WHERE jsonb_typeof(i.item) = 'object'), "
+    "count(*) OPERATOR(pg_catalog.<) (SELECT count(*) FROM a) FROM i";
 // The tombstones of an lww table a bulk copy sends after its rows (none for insert_only tables).
 constexpr const char *next_tombstones =
     "SELECT count(*), coalesce(max(i.point), -1), coalesce(jsonb_agg(i ORDER BY i.point), "
@@ -194,7 +200,7 @@ Task<PgResult> next_batch(PassContext &context, const TableInfo &table, const Pr
 {
     return context.local.query(sql::next_batch, table.name, std::to_string(after),
                                std::to_string(context.config.per_diff), std::to_string(context.cut),
-                               preflight.remote.node_id);
+                               preflight.remote.node_id, std::to_string(context.config.diff_bytes));
 }
 
 // The next batch read ahead beside the peer's merge: a failure is kept, not thrown, so that the
@@ -239,8 +245,8 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         if (!outcome.drift.empty())
             break;
         int64_t batch_end = batch.int64(0, 1);
-        // A short batch is the last one: nothing to read ahead.
-        bool last = rows < config.per_diff;
+        // A short batch is the last one, unless cut short by diff_bytes: nothing to read ahead.
+        bool last = rows < config.per_diff && batch.text(0, 5) == "f";
         Task<PgResult> merge = context.remote.query(sql::merge_batch, table.name, batch.text(0, 2),
                                                     preflight.local.node_id);
         PgResult merged;

@@ -75,6 +75,7 @@ START_TEST(full_file_reads_every_value)
                      "local = host=127.0.0.1 port=5432 dbname=app user=idsync\n"
                      "interval = 2.5\n"
                      "per_diff = 10\n"
+                     "diff_bytes = 65536\n"
                      "max_diffs = 3\n"
                      "bulk_ratio = 0.25\n"
                      "concurrency = 2\n"
@@ -93,6 +94,7 @@ START_TEST(full_file_reads_every_value)
     assert_text(p.config.local_dsn, "host=127.0.0.1 port=5432 dbname=app user=idsync");
     ck_assert_double_eq(p.config.interval, 2.5);
     ck_assert_int_eq(p.config.per_diff, 10);
+    ck_assert_int_eq(p.config.diff_bytes, 65536);
     ck_assert_int_eq(p.config.max_diffs, 3);
     ck_assert_double_eq(p.config.bulk_ratio, 0.25);
     ck_assert_int_eq(p.config.concurrency, 2);
@@ -107,10 +109,10 @@ START_TEST(full_file_reads_every_value)
     ck_assert_int_eq(p.config.peers.size(), 2);
     assert_text(p.config.peers[0].name, "b");
     assert_text(p.config.peers[0].dsn, "host=10.0.0.2 dbname=app user=idsync");
-    ck_assert_int_eq(p.config.peers[0].line, 16);
+    ck_assert_int_eq(p.config.peers[0].line, 17);
     assert_text(p.config.peers[1].name, "node-c.east_1");
     assert_text(p.config.peers[1].dsn, "postgresql://idsync@10.0.0.3/app");
-    ck_assert_int_eq(p.config.peers[1].line, 18);
+    ck_assert_int_eq(p.config.peers[1].line, 19);
 }
 END_TEST
 
@@ -121,6 +123,7 @@ START_TEST(only_local_gives_the_defaults_and_no_peers)
     ck_assert_int_eq(p.errors.size(), 0);
     ck_assert_double_eq(p.config.interval, 30);
     ck_assert_int_eq(p.config.per_diff, 1000);
+    ck_assert_int_eq(p.config.diff_bytes, 8 << 20);
     ck_assert_int_eq(p.config.max_diffs, 100);
     ck_assert_double_eq(p.config.bulk_ratio, 0.5);
     ck_assert_int_eq(p.config.concurrency, 8);
@@ -152,7 +155,7 @@ START_TEST(unknown_setting_names_its_line_and_the_known_ones)
     ck_assert_int_eq(p.errors.size(), 2);
     assert_text(p.errors[0].str(),
                 "test.ini:3: unknown setting \"intervall\" in [idsyncd] (known: local, "
-                "interval, per_diff, max_diffs, bulk_ratio, concurrency, node_timeout, "
+                "interval, per_diff, diff_bytes, max_diffs, bulk_ratio, concurrency, node_timeout, "
                 "conn_timeout, backoff_base, backoff_max, progress_interval, metrics_listen)");
     assert_text(p.errors[1].str(), "test.ini:6: unknown setting \"host\" in [peer b] (known: dsn)");
 }
@@ -186,7 +189,8 @@ START_TEST(bad_numbers_each_reported_at_their_line)
 {
     Parsed p = parse(local + "interval = abc\nper_diff = 2.5\nmax_diffs = 12x\n"
                              "bulk_ratio = half\nconcurrency = \nnode_timeout = nan\n"
-                             "conn_timeout = inf\nbackoff_base = 1e999\nprogress_interval = 5s\n");
+                             "conn_timeout = inf\nbackoff_base = 1e999\nprogress_interval = 5s\n"
+                             "diff_bytes = 8MB\n");
     ck_assert(!p.ok);
     assert_error(p, "test.ini:3: interval must be a number of seconds > 0 (got \"abc\")");
     assert_error(p, "test.ini:4: per_diff must be a whole number from 1 to 1000000 (got \"2.5\")");
@@ -197,7 +201,8 @@ START_TEST(bad_numbers_each_reported_at_their_line)
     assert_error(p, "test.ini:9: conn_timeout must be a number of seconds > 0");
     assert_error(p, "test.ini:10: backoff_base must be a number of seconds > 0");
     assert_error(p, "test.ini:11: progress_interval must be a number of seconds > 0");
-    ck_assert_int_eq(p.errors.size(), 9);
+    assert_error(p, "test.ini:12: diff_bytes must be a whole number from 1 to 268435456");
+    ck_assert_int_eq(p.errors.size(), 10);
     ck_assert_double_eq(p.config.interval, 30); // a bad value leaves the default
 }
 END_TEST
@@ -206,7 +211,8 @@ START_TEST(out_of_range_numbers_each_reported_at_their_line)
 {
     Parsed p = parse(local + "interval = 0\nper_diff = 0\nmax_diffs = 1000001\n"
                              "bulk_ratio = 1.5\nconcurrency = 1025\nnode_timeout = -1\n"
-                             "conn_timeout = 0\nbackoff_base = -0.5\nprogress_interval = 0\n");
+                             "conn_timeout = 0\nbackoff_base = -0.5\nprogress_interval = 0\n"
+                             "diff_bytes = 0\n");
     ck_assert(!p.ok);
     assert_error(p, "test.ini:3: interval must be a number of seconds > 0 (got \"0\")");
     assert_error(p, "test.ini:4: per_diff must be a whole number from 1 to 1000000 (got \"0\")");
@@ -217,7 +223,8 @@ START_TEST(out_of_range_numbers_each_reported_at_their_line)
     assert_error(p, "test.ini:9: conn_timeout must be a number of seconds > 0");
     assert_error(p, "test.ini:10: backoff_base must be a number of seconds > 0");
     assert_error(p, "test.ini:11: progress_interval must be a number of seconds > 0");
-    ck_assert_int_eq(p.errors.size(), 9);
+    assert_error(p, "test.ini:12: diff_bytes must be a whole number from 1 to 268435456");
+    ck_assert_int_eq(p.errors.size(), 10);
 }
 END_TEST
 
@@ -410,7 +417,8 @@ START_TEST(describe_shows_endpoints_and_settings_never_a_password)
                       std::string::npos,
                   "%s", text.c_str());
     ck_assert_msg(text.find("peer c: host=10.0.0.3\n") != std::string::npos, "%s", text.c_str());
-    ck_assert(text.find("interval=2.5 per_diff=1000 max_diffs=100") != std::string::npos);
+    ck_assert(text.find("interval=2.5 per_diff=1000 max_diffs=100 diff_bytes=8388608") !=
+              std::string::npos);
     ck_assert(text.find("backoff_max=300") != std::string::npos);
     ck_assert(text.find("metrics_listen=[::1]:9999") != std::string::npos);
 }
