@@ -16,6 +16,7 @@ seconds=${1:-60}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/bench.sh
 pids=()
 cleanup() {
     local pid
@@ -97,11 +98,11 @@ echo "  PostgreSQL of c started again"
 kill "${loader[c]}" 2>/dev/null || true
 start_loader c "$end"
 for n in "${nodes[@]}"; do wait "${loader[$n]}" 2>/dev/null || true; done
-stopped=$(date +%s.%N)
+stopped=$(now)
 echo "loads stopped; waiting for the three nodes to agree..."
 converged=""
 for _ in $(seq 1 600); do
-    if agree; then converged=$(awk -v a="$stopped" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'); break; fi
+    if agree; then converged=$(elapsed "$stopped"); break; fi
     sleep 0.2
 done
 echo

@@ -20,6 +20,7 @@ runs=${3:-3}
 bash scripts/install-deps
 source scripts/lib/build.sh
 source scripts/lib/cluster.sh
+source scripts/lib/bench.sh
 trap cluster_cleanup EXIT
 build_and_install
 cluster_start bench_a 54393 shared_buffers=256MB max_wal_size=4GB
@@ -110,7 +111,7 @@ echo
 echo "$rows rows per table (+ $new_rows new for diff), ten children per parent, median of $runs runs (s):"
 awk '{ key = $2 " " $3; v[key] = v[key] " " $4 } END { for (k in v) print k, v[k] }' "$results" | sort |
 while read -r phase table values; do
-    median=$(echo $values | tr ' ' '\n' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    median=$(printf '%s\n' $values | median)
     echo "$phase $table $median"
 done | tee "$IDSYNC_TMP/medians" | awk '{ printf "  %-5s %-9s %8.2f s  %10.0f rows/s\n", $1, $2, $3, ($1 == "diff" ? '"$new_rows"' : '"$rows"') / $3 }'
 echo
