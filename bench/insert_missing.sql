@@ -1,14 +1,27 @@
 -- Benchmark of idsync.insert_missing against the plain alternatives, on the same batches.
 -- Timing happens inside the server (clock_timestamp around each statement, arrays passed as
 -- parameters as a client would send them), so client transfer costs count for no method.
+-- psql variables: rows, and order: the keys of the batches
+--   shuffled  md5 keys in random order (the table's keys too)
+--   sorted    the same, each batch sorted
+--   series    60-byte keys numbered by generate_series, loaded in order; each batch a run of
+--             consecutive numbers in ascending order (existing: a run inside the table; new:
+--             the next numbers past its end, so every insert goes to the right edge of the index)
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS idsync;
-DROP TABLE IF EXISTS bench_pkg, bench_times;
+DROP TABLE IF EXISTS bench_pkg, bench_times, bench_next;
 CREATE TABLE bench_pkg (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);
-INSERT INTO bench_pkg (name) SELECT 'pkg-' || md5(g::text) FROM generate_series(1, :rows) g;
+CREATE OR REPLACE FUNCTION bench_key(g bigint) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$SELECT 'file-' || lpad(g::text, 12, '0') || '-' || repeat('s', 41)$$;
+INSERT INTO bench_pkg (name)
+SELECT CASE WHEN :'order' = 'series' THEN bench_key(g) ELSE 'pkg-' || md5(g::text) END
+FROM generate_series(1, :rows) g;
 VACUUM ANALYZE bench_pkg;
 CREATE TABLE bench_times (method text, round int, ms float8);
+-- The next number of a series key not in the table yet.
+CREATE TABLE bench_next (g bigint);
+INSERT INTO bench_next VALUES (:rows + 1);
 
 -- Runs `sql` with $1 = keys and records its time.
 CREATE OR REPLACE FUNCTION bench_time(method text, round int, sql text, keys text[]) RETURNS void
@@ -22,12 +35,14 @@ END $$;
 
 -- One round: fresh batches; the methods on existing keys run after an untimed warm-up of the
 -- same keys, and the order of the methods alternates from round to round.
-CREATE OR REPLACE FUNCTION bench_round(round int, batch int) RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION bench_round(round int, batch int, key_order text) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
     existing text[];
     new_a text[];
     new_b text[];
     table_rows bigint := (SELECT max(id) FROM bench_pkg);
+    first bigint;
     lookups text[] := ARRAY[
         'insert_missing, all existing',
         'plain lookup (nested loop)',
@@ -35,12 +50,26 @@ DECLARE
     inserts text[] := ARRAY['insert_missing, all new', 'plain INSERT, all new'];
     method text;
 BEGIN
-    existing := ARRAY(SELECT name FROM bench_pkg
-                      WHERE id = ANY (ARRAY(SELECT (random() * (table_rows - 1))::bigint + 1
-                                            FROM generate_series(1, batch)))
-                      ORDER BY random());
-    new_a := ARRAY(SELECT 'new-' || md5(random()::text) FROM generate_series(1, batch));
-    new_b := ARRAY(SELECT 'new-' || md5(random()::text) FROM generate_series(1, batch));
+    IF key_order = 'series' THEN
+        first := (SELECT g FROM bench_next);
+        existing := ARRAY(SELECT bench_key(g)
+                          FROM (SELECT (random() * (first - batch - 1))::bigint + 1 AS x) r,
+                               generate_series(r.x, r.x + batch - 1) g ORDER BY g);
+        new_a := ARRAY(SELECT bench_key(g) FROM generate_series(first, first + batch - 1) g);
+        new_b := ARRAY(SELECT bench_key(g) FROM generate_series(first + batch, first + 2 * batch - 1) g);
+        UPDATE bench_next SET g = first + 2 * batch;
+    ELSE
+        existing := ARRAY(SELECT name FROM bench_pkg
+                          WHERE id = ANY (ARRAY(SELECT (random() * (table_rows - 1))::bigint + 1
+                                                FROM generate_series(1, batch)))
+                          ORDER BY CASE WHEN key_order = 'sorted' THEN name END, random());
+        new_a := ARRAY(SELECT k FROM (SELECT 'new-' || md5(random()::text) AS k
+                                      FROM generate_series(1, batch)) n
+                       ORDER BY CASE WHEN key_order = 'sorted' THEN k END);
+        new_b := ARRAY(SELECT k FROM (SELECT 'new-' || md5(random()::text) AS k
+                                      FROM generate_series(1, batch)) n
+                       ORDER BY CASE WHEN key_order = 'sorted' THEN k END);
+    END IF;
     PERFORM count(t.id) FROM unnest(existing) AS k(name) JOIN bench_pkg t ON t.name = k.name;
     IF round % 2 = 1 THEN
         lookups := ARRAY(SELECT lookups[i] FROM generate_series(3, 1, -1) i);

@@ -4,6 +4,7 @@
 #include "key_locks.hpp"
 #include "key_probe.hpp"
 #include "missing_insert.hpp"
+#include "plain_attempt.hpp"
 #include "state_access.hpp"
 #include "work_array.hpp"
 
@@ -173,8 +174,13 @@ void resolve_batch(Batch &b)
                             errhint("Retry the transaction.")));
         if (insert.plan == nullptr)
             insert = prepare_missing_insert(t);
-        insert_groups(insert, t, v, k, pending, missing, b.ids,
-                      round == 0 && b.plain_first && sample.all_missing);
+        // A merge's plain INSERT fails into the merge's own subtransaction (merge_rows.hpp);
+        // insert_missing's runs in one of its own (plain_attempt.hpp).
+        bool likely_missing = round == 0 && sample.all_missing;
+        if (likely_missing && !b.plain_first && plain_attempt_allowed(RelationGetRelid(t.rel)) &&
+            try_plain_insert(insert, t, v, k, pending, missing, b.ids))
+            continue; // all in: the next round finds nothing missing
+        insert_groups(insert, t, v, k, pending, missing, b.ids, likely_missing && b.plain_first);
         probe_groups(t, v, k, pending, collect_missing(b.ids, ngroups, pending), b.ids);
     }
     if (t.row_security)

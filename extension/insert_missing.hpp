@@ -5,7 +5,8 @@
 //   3. probe_groups: look the distinct rows up in the index; most loads end here. A sample
 //      decides first: when most rows are new, only the rows the index cannot protect are
 //      looked up, and ON CONFLICT finds the existing ones.
-//   4. insert_groups: INSERT ... ON CONFLICT DO NOTHING the rows still missing, in index order.
+//   4. insert_groups: INSERT ... ON CONFLICT DO NOTHING the rows still missing, in index order
+//      (a plain INSERT first when they are likely all missing: plain_attempt.hpp).
 //   5. probe_groups again, with a fresh snapshot, for the rows ON CONFLICT skipped because a
 //      concurrent transaction had just inserted them. Repeat 4-5 if such a row was deleted in
 //      between (a few rounds, then 40001).
@@ -26,9 +27,9 @@ struct Batch {
     ColumnValues values;
     RowKeys keys;
     GroupIds ids;
-    // Merges only: rows known to be missing go in by a plain INSERT (missing_insert.hpp), whose
-    // unique violation the merge catches, undoes and redoes without it. Not for insert_missing,
-    // whose callers see the ids: a rolled-back attempt leaves gaps in them.
+    // Merges: rows known to be missing go in by a plain INSERT (missing_insert.hpp), whose
+    // unique violation the merge catches, undoes and redoes without it. insert_missing tries
+    // a plain INSERT in a subtransaction of its own instead (plain_attempt.hpp).
     bool plain_first;
 };
 

@@ -125,3 +125,32 @@ SELECT * FROM idsync.insert_missing('pkg', '{name}', ARRAY['tx1']);
 SELECT * FROM idsync.insert_missing('pkg', '{name}', ARRAY['tx1', 'tx2']);
 ROLLBACK;
 SELECT count(*) FROM pkg WHERE name LIKE 'tx%';
+
+-- Rows likely all missing go in by a plain INSERT first. An existing row that the sample of 64
+-- missed (the 999th of 1,000 in key order) makes it fail: rolled back, then ON CONFLICT; the
+-- existing row keeps its id, every other row is in once, with the id returned for it.
+CREATE TABLE plain_first (id bigserial PRIMARY KEY, k int UNIQUE, v text);
+INSERT INTO plain_first (k, v) VALUES (998, 'there before');
+CREATE TABLE plain_result AS
+SELECT * FROM idsync.insert_missing('plain_first', '{k}', ARRAY(SELECT g FROM generate_series(0, 999) g));
+SELECT count(*) AS rows, count(*) FILTER (WHERE NOT inserted) AS found,
+       (SELECT id FROM plain_result WHERE ord = 999) = (SELECT id FROM plain_first WHERE k = 998) AS kept_its_id,
+       count(*) FILTER (WHERE p.k IS DISTINCT FROM r.ord - 1) AS wrong_ids
+FROM plain_result r LEFT JOIN plain_first p ON p.id = r.id;
+SELECT count(*) AS stored, count(DISTINCT k) AS distinct_keys,
+       max(id) > 1500 AS ids_of_the_rolled_back_attempt_are_gaps FROM plain_first;
+-- Many calls in one transaction (plain attempts are capped per transaction, and skipped for a
+-- while after one failed), each batch new but for its second row, which the sample misses:
+-- every call still returns every id.
+INSERT INTO plain_first (k) SELECT 100000 + c * 1000 + 1 FROM generate_series(1, 40) c;
+CREATE TABLE plain_calls (c int, ord bigint, id bigint, inserted boolean);
+BEGIN;
+INSERT INTO plain_calls
+SELECT c, i.* FROM generate_series(1, 40) c,
+       LATERAL idsync.insert_missing('plain_first', '{k}',
+                                     ARRAY(SELECT 100000 + c * 1000 + g FROM generate_series(0, 999) g)) i;
+COMMIT;
+SELECT count(*) AS rows, count(*) FILTER (WHERE NOT inserted) AS found,
+       count(*) FILTER (WHERE p.k IS DISTINCT FROM 100000 + r.c * 1000 + r.ord - 1) AS wrong_ids
+FROM plain_calls r LEFT JOIN plain_first p ON p.id = r.id;
+SELECT count(*) AS stored, count(DISTINCT k) AS distinct_keys FROM plain_first;
