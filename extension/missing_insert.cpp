@@ -159,11 +159,13 @@ void append_insert_from_arrays(StringInfo sql, const TargetTable &t, const char 
     appendStringInfo(sql, "INSERT INTO %s AS %s (%s) SELECT * FROM ", t.name, alias, columns.data);
     if (any_text)
         appendStringInfo(sql, "(SELECT %s FROM ", typed.data);
-    // ROWS FROM: the multi-argument unnest shorthand exists only for the unqualified name.
-    appendStringInfoString(sql, "ROWS FROM (");
+    // The unnests in a select list, which runs them in step row by row; ROWS FROM would first
+    // copy every row into a tuplestore. (The arrays have the same length.)
+    appendStringInfoString(sql, "(SELECT ");
     for (int c = 0; c < t.ncolumns; c++)
-        appendStringInfo(sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
-    appendStringInfo(sql, ") AS %s (%s)", any_text ? "u" : "s", columns.data);
+        appendStringInfo(sql, "%spg_catalog.unnest($%d) AS %s", c ? ", " : "", c + 1,
+                         quote_identifier(t.columns[c]));
+    appendStringInfo(sql, ") AS %s", any_text ? "u" : "s");
     if (any_text)
         appendStringInfoString(sql, ") AS s");
     pfree(columns.data);

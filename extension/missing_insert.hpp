@@ -22,8 +22,8 @@ struct MissingInsert {
     SPIPlanPtr plain_plan; // without; prepared on first use
 };
 
-// "INSERT INTO <target> AS <alias> (<given columns>) SELECT * FROM ROWS FROM
-// (pg_catalog.unnest($1), ...) AS s (<given columns>)": the rows of one array per column. When
+// "INSERT INTO <target> AS <alias> (<given columns>) SELECT * FROM (SELECT
+// pg_catalog.unnest($1) AS <first column>, ...) AS s": the rows of one array per column. When
 // some values travel as text, s is a subquery that casts them back to their column types.
 void append_insert_from_arrays(StringInfo sql, const TargetTable &target, const char *alias);
 
