@@ -177,7 +177,7 @@ void resolve_batch(Batch &b)
         // A merge's plain INSERT fails into the merge's own subtransaction (merge_rows.hpp);
         // insert_missing's runs in one of its own (plain_attempt.hpp).
         bool likely_missing = round == 0 && sample.all_missing;
-        if (likely_missing && !b.plain_first && plain_attempt_allowed(RelationGetRelid(t.rel)) &&
+        if (likely_missing && !b.merge && plain_attempt_allowed(t.rel) &&
             try_plain_insert(insert, t, v, k, pending, missing, b.ids))
             continue; // all in: the next round finds nothing missing
         insert_groups(insert, t, v, k, pending, missing, b.ids, likely_missing && b.plain_first);

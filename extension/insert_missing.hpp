@@ -27,9 +27,11 @@ struct Batch {
     ColumnValues values;
     RowKeys keys;
     GroupIds ids;
+    // A merge's batch: its plain INSERT (plain_first, below) fails into the merge's own
+    // subtransaction, never into one of resolve_batch's (plain_attempt.hpp, for insert_missing).
+    bool merge;
     // Merges: rows known to be missing go in by a plain INSERT (missing_insert.hpp), whose
-    // unique violation the merge catches, undoes and redoes without it. insert_missing tries
-    // a plain INSERT in a subtransaction of its own instead (plain_attempt.hpp).
+    // unique violation the merge catches, undoes and redoes without it (plain_first false).
     bool plain_first;
 };
 

@@ -404,6 +404,7 @@ void begin_merge(Merge &m, Oid relid, Datum source, bool source_null)
         open_resolver(m.columns[c].reference);
 
     begin_batch(m.batch, relid, column_names(m.columns, m.ncolumns), m.reg->nkey);
+    m.batch.merge = true;
     m.batch.plain_first = true;
     find_references(m);
 }

@@ -61,8 +61,11 @@ void run_plain(void *arg)
 
 } // namespace
 
-bool plain_attempt_allowed(Oid relid)
+bool plain_attempt_allowed(Relation rel)
 {
+    if (rel->rd_rules != nullptr)
+        return false;
+    Oid relid = RelationGetRelid(rel);
     if (attempts_lxid != MyProc->lxid) {
         attempts_lxid = MyProc->lxid;
         attempts = 0;

@@ -17,8 +17,9 @@
 
 namespace idsync {
 
-// Whether a plain attempt is allowed now for `relid` (see above).
-bool plain_attempt_allowed(Oid relid);
+// Whether a plain attempt is allowed now for `rel` (see above). Never for a table with rules:
+// ON CONFLICT refuses those (0A000), and a plain attempt would run them or not by chance.
+bool plain_attempt_allowed(Relation rel);
 
 // Inserts the distinct rows groups[0 .. count-1] by a plain INSERT in a subtransaction. Returns
 // true when they all went in (marked inserted); false after a unique violation, with nothing

@@ -61,3 +61,13 @@ SELECT (SELECT count(*) FROM pkg) + (SELECT count(*) FROM tag) + (SELECT count(*
 
 -- A table dropped between calls, and the table argument as text.
 SELECT try($$SELECT * FROM idsync.insert_missing('missing_table', '{name}', ARRAY['a'])$$);
+
+-- A table with an INSERT rule: ON CONFLICT's 0A000 once rows must be inserted, for a small
+-- batch (all looked up) and a large one (sampled) alike; nothing inserted, the rule never ran.
+CREATE TABLE ruled (id bigserial PRIMARY KEY, k int UNIQUE);
+CREATE TABLE ruled_log (k int);
+CREATE RULE ruled_also AS ON INSERT TO ruled DO ALSO INSERT INTO ruled_log VALUES (NEW.k);
+SELECT try($$SELECT * FROM idsync.insert_missing('ruled', '{k}', ARRAY[1, 2])$$);
+SELECT try($$SELECT * FROM idsync.insert_missing('ruled', '{k}', ARRAY(SELECT g FROM generate_series(1, 1000) g))$$);
+SELECT (SELECT count(*) FROM ruled) AS rows, (SELECT count(*) FROM ruled_log) AS rule_ran;
+DROP TABLE ruled, ruled_log;
