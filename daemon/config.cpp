@@ -225,7 +225,7 @@ const DaemonSetting daemon_settings[] = {
      [](Config &c, const std::string &v) { return set_count("per_diff", v, 1000000, c.per_diff); }},
     {"diff_bytes",
      [](Config &c, const std::string &v) {
-         return set_count("diff_bytes", v, 256 << 20, c.diff_bytes);
+         return set_count("diff_bytes", v, 64 << 20, c.diff_bytes);
      }},
     {"max_diffs",
      [](Config &c, const std::string &v) {

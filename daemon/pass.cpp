@@ -36,15 +36,16 @@ constexpr const char *incoming_points =
     "'sync_point', sync_point)), '[]')::text FROM idsync.get_syncs($1::regclass)";
 // Rows the peer wrote itself come back as their point alone (no echo): counted, not sent.
 // With the keys the batch's items carry: a column added here since the preflight compared the
-// shapes must not reach a peer that lacks it (schema_shape.hpp). At most $6 bytes of items (the
-// first row whatever its size): the whole batch is one jsonb value (at most 256 MB) merged in
+// shapes must not reach a peer that lacks it (schema_shape.hpp). The items up to $6 bytes (the
+// first one whatever its size): the whole batch is one jsonb value (at most 256 MB) merged in
 // one transaction; the last column says whether rows were left out for that.
 constexpr const char *next_batch =
     "WITH a AS (SELECT s.*, sum(coalesce(pg_catalog.pg_column_size(s.item), 0)) OVER (ORDER BY "
-    "s.point) AS upto, coalesce(pg_catalog.pg_column_size(s.item), 0) AS size FROM "
+    "s.point ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto, "
+    "coalesce(pg_catalog.pg_column_size(s.item), 0) AS size FROM "
     "idsync.items_since($1::regclass, $2::bigint, $3::integer, $4::bigint, $5::uuid) s), "
-    "i AS (SELECT a.point, a.item, a.origin FROM a WHERE a.upto OPERATOR(pg_catalog.-) a.size "
-    "OPERATOR(pg_catalog.<) $6::bigint OR a.upto OPERATOR(pg_catalog.=) a.size) "
+    "i AS (SELECT a.point, a.item, a.origin FROM a WHERE a.upto OPERATOR(pg_catalog.<=) "
+    "$6::bigint OR a.upto OPERATOR(pg_catalog.=) a.size) "
     "SELECT count(*), coalesce(max(i.point), -1), "
     "coalesce(jsonb_agg(i ORDER BY i.point), '[]')::text, count(*) FILTER (WHERE i.item IS NULL), "
     "(SELECT coalesce(jsonb_agg(DISTINCT k.k), '[]')::text FROM i, "
@@ -195,11 +196,12 @@ std::string columns_unknown_to_peer(const Preflight &preflight, const std::strin
     return unknown.empty() ? "" : unknown + " (a column added here during the pass)";
 }
 
+// The next batch after point `after`: at most `rows` rows and diff_bytes bytes of items.
 Task<PgResult> next_batch(PassContext &context, const TableInfo &table, const Preflight &preflight,
-                          int64_t after)
+                          int64_t after, int rows)
 {
     return context.local.query(sql::next_batch, table.name, std::to_string(after),
-                               std::to_string(context.config.per_diff), std::to_string(context.cut),
+                               std::to_string(rows), std::to_string(context.cut),
                                preflight.remote.node_id, std::to_string(context.config.diff_bytes));
 }
 
@@ -211,11 +213,11 @@ struct ReadAhead {
 };
 
 Task<ReadAhead> read_ahead(PassContext &context, const TableInfo &table, const Preflight &preflight,
-                           int64_t after)
+                           int64_t after, int rows)
 {
     ReadAhead out;
     try {
-        out.batch = co_await next_batch(context, table, preflight, after);
+        out.batch = co_await next_batch(context, table, preflight, after, rows);
     } catch (...) {
         out.error = std::current_exception();
     }
@@ -229,7 +231,10 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
     int64_t point = diff_start(preflight);
     int diffs = 0;
     double started = monotonic_seconds();
-    PgResult batch = co_await next_batch(context, table, preflight, point);
+    // Rows asked for: per_diff, fewer after a batch that diff_bytes cut short (reading items
+    // only to drop them costs as much as sending them), doubling back afterwards.
+    int ask = config.per_diff;
+    PgResult batch = co_await next_batch(context, table, preflight, point, ask);
     for (;;) {
         if (context.stopping)
             throw Stopped{};
@@ -246,7 +251,10 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
             break;
         int64_t batch_end = batch.int64(0, 1);
         // A short batch is the last one, unless cut short by diff_bytes: nothing to read ahead.
-        bool last = rows < config.per_diff && batch.text(0, 5) == "f";
+        bool cut_by_bytes = batch.text(0, 5) == "t";
+        bool last = rows < ask && !cut_by_bytes;
+        ask = cut_by_bytes ? static_cast<int>(std::min<int64_t>(config.per_diff, 2 * rows))
+                           : std::min(config.per_diff, 2 * ask);
         Task<PgResult> merge = context.remote.query(sql::merge_batch, table.name, batch.text(0, 2),
                                                     preflight.local.node_id);
         PgResult merged;
@@ -254,8 +262,8 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
         if (last) {
             merged = co_await std::move(merge);
         } else {
-            std::tie(merged, following) =
-                co_await both(std::move(merge), read_ahead(context, table, preflight, batch_end));
+            std::tie(merged, following) = co_await both(
+                std::move(merge), read_ahead(context, table, preflight, batch_end, ask));
         }
         diffs++;
         int64_t echoes = batch.int64(0, 3);

@@ -12,6 +12,8 @@ namespace {
 constexpr double cancel_grace_seconds = 5;
 // COPY OUT hands rows over in chunks of about this size.
 constexpr size_t copy_chunk_bytes = 64 * 1024;
+// Statements prepared per connection at most (the daemon runs a few dozen texts per table).
+constexpr size_t max_prepared = 1024;
 
 } // namespace
 
@@ -82,6 +84,7 @@ void PgConnection::close()
         PQfinish(conn_); // the server rolls back whatever was open
         conn_ = nullptr;
     }
+    statements_.clear();
     timer_.stop();
     cancel_pending_ = false;
     if (waiter_.waiting()) {
@@ -307,11 +310,38 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
     values.reserve(params.size());
     for (const auto &param : params)
         values.push_back(param ? param->c_str() : nullptr);
-    if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                           values.data(), nullptr, nullptr, 0))
+    int nparams = static_cast<int>(values.size());
+    std::string name;
+    if (nparams > 0) {
+        auto known = statements_.find(sql);
+        if (known != statements_.end()) {
+            name = known->second;
+        } else if (statements_.size() < max_prepared) {
+            std::string fresh = "idsyncd_" + std::to_string(++next_statement_);
+            if (!PQsendPrepare(conn_, fresh.c_str(), sql.c_str(), nparams, nullptr))
+                fail("cannot send the query");
+            co_await flush();
+            co_await collect_results(false, timeout); // throws when the statement is refused
+            statements_.emplace(sql, fresh);
+            name = fresh;
+        }
+    }
+    bool sent = name.empty() ? PQsendQueryParams(conn_, sql.c_str(), nparams, nullptr,
+                                                 values.data(), nullptr, nullptr, 0)
+                             : PQsendQueryPrepared(conn_, name.c_str(), nparams, values.data(),
+                                                   nullptr, nullptr, 0);
+    if (!sent)
         fail("cannot send the query");
     co_await flush();
-    co_return co_await collect_results(false, timeout);
+    PgResult result;
+    try {
+        result = co_await collect_results(false, timeout);
+    } catch (const PgError &) {
+        if (!name.empty())
+            statements_.erase(sql);
+        throw;
+    }
+    co_return result;
 }
 
 Task<void> PgConnection::copy_begin(std::string sql, bool out)

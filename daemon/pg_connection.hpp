@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -66,6 +67,10 @@ public:
     Task<void> connect();
     // Runs one statement with text parameters; returns its result or throws PgError.
     // timeout: seconds without an answer before the call is cancelled; 0 means node_timeout.
+    // A statement with parameters is prepared on the connection the first time it runs there,
+    // so that the server parses and plans it once (the passes run the same ones again and
+    // again); one that fails is prepared again the next time (an upgrade may change what it
+    // calls).
     Task<PgResult> query_params(std::string sql, PgParams params, double timeout = 0);
     // query(sql, "a", b, ...): text parameters $1, $2, ... (The list is built here, outside the
     // coroutine: GCC 12 cannot keep an initializer list's array in a coroutine frame.)
@@ -127,6 +132,9 @@ private:
     Woken woken_ = Woken::ready;
     bool cancel_pending_ = false; // a cancel runs on the thread pool and will resume us
     std::shared_ptr<bool> alive_; // lets a cancel finishing on the thread pool see we are gone
+    // The statements prepared on this connection (text -> name), forgotten when it closes.
+    std::unordered_map<std::string, std::string> statements_;
+    unsigned long next_statement_ = 0;
 };
 
 // A libpq message on one line (libpq ends messages with newlines and may have several).

@@ -201,7 +201,7 @@ START_TEST(bad_numbers_each_reported_at_their_line)
     assert_error(p, "test.ini:9: conn_timeout must be a number of seconds > 0");
     assert_error(p, "test.ini:10: backoff_base must be a number of seconds > 0");
     assert_error(p, "test.ini:11: progress_interval must be a number of seconds > 0");
-    assert_error(p, "test.ini:12: diff_bytes must be a whole number from 1 to 268435456");
+    assert_error(p, "test.ini:12: diff_bytes must be a whole number from 1 to 67108864");
     ck_assert_int_eq(p.errors.size(), 10);
     ck_assert_double_eq(p.config.interval, 30); // a bad value leaves the default
 }
@@ -223,7 +223,7 @@ START_TEST(out_of_range_numbers_each_reported_at_their_line)
     assert_error(p, "test.ini:9: conn_timeout must be a number of seconds > 0");
     assert_error(p, "test.ini:10: backoff_base must be a number of seconds > 0");
     assert_error(p, "test.ini:11: progress_interval must be a number of seconds > 0");
-    assert_error(p, "test.ini:12: diff_bytes must be a whole number from 1 to 268435456");
+    assert_error(p, "test.ini:12: diff_bytes must be a whole number from 1 to 67108864");
     ck_assert_int_eq(p.errors.size(), 10);
 }
 END_TEST
