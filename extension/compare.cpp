@@ -63,8 +63,9 @@ int32 bits_arg(FunctionCallInfo fcinfo, int arg)
 // Every level of a comparison reads the same table under REPEATABLE READ (idsyncctl compare
 // runs in such a transaction on each node): the table is hashed once per transaction into its
 // 65,536 finest buckets, and each level, and the rows of the buckets that differ (by ctid),
-// come from that. Kept in TopTransactionContext for one table, user and command (a write in
-// the transaction starts over); under READ COMMITTED each call reads the table afresh.
+// come from that. Kept for the transaction, for one table, user and snapshot command (a write
+// in the transaction starts over, and so does a rolled-back subtransaction); under READ
+// COMMITTED each call reads the table afresh.
 constexpr int kFinest = 16;
 constexpr int kBuckets = 1 << kFinest;
 // Past this many rows the ctids are not kept (8 bytes a row while reading, 6 kept): the rows of
@@ -84,7 +85,27 @@ struct TableBuckets {
 };
 
 LocalTransactionId kept_lxid = InvalidLocalTransactionId;
-TableBuckets *kept = nullptr; // in TopTransactionContext: only valid while kept_lxid is current
+// In kept_context, a child of TopTransactionContext: only valid while kept_lxid is current.
+TableBuckets *kept = nullptr;
+MemoryContext kept_context = nullptr;
+bool callback_registered = false;
+
+// Drops what is kept (in this transaction).
+void forget_kept()
+{
+    if (kept_lxid == MyProc->lxid && kept_context != nullptr)
+        MemoryContextDelete(kept_context);
+    kept = nullptr;
+    kept_context = nullptr;
+}
+
+// A rolled-back subtransaction may have written the rows that were read, or read them under
+// locks now released: what was kept goes (whichever subtransaction it came from).
+void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+{
+    if (event == SUBXACT_EVENT_ABORT_SUB)
+        forget_kept();
+}
 
 uint64 uuid_half(const pg_uuid_t *uuid, int half)
 {
@@ -110,7 +131,7 @@ TableBuckets *read_buckets(Oid relid, const Registration *reg, MemoryContext con
     auto *t = static_cast<TableBuckets *>(MemoryContextAllocZero(context, sizeof(TableBuckets)));
     t->relid = relid;
     t->user = GetUserId();
-    t->command = GetCurrentCommandId(false);
+    t->command = GetActiveSnapshot()->curcid;
     t->has_tids = keep_tids;
     MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "idsync compare buckets",
                                                ALLOCSET_DEFAULT_SIZES);
@@ -192,14 +213,25 @@ TableBuckets *table_buckets(Oid relid, const Registration *reg)
 {
     if (!IsolationUsesXactSnapshot())
         return read_buckets(relid, reg, CurrentMemoryContext, false);
-    if (kept_lxid != MyProc->lxid)
+    if (!callback_registered) {
+        RegisterSubXactCallback(on_subxact, nullptr);
+        callback_registered = true;
+    }
+    if (kept_lxid != MyProc->lxid) { // its context went with its transaction
         kept = nullptr;
+        kept_context = nullptr;
+    }
+    // The statement's snapshot, down to its command: a write in the transaction (or a cursor
+    // opened before one) reads afresh.
     if (kept != nullptr && kept->relid == relid && kept->user == GetUserId() &&
-        kept->command == GetCurrentCommandId(false))
+        kept->command == GetActiveSnapshot()->curcid)
         return kept;
-    kept = nullptr;
-    TableBuckets *t = read_buckets(relid, reg, TopTransactionContext, true);
+    forget_kept();
+    MemoryContext context =
+        AllocSetContextCreate(TopTransactionContext, "idsync compare kept", ALLOCSET_DEFAULT_SIZES);
+    TableBuckets *t = read_buckets(relid, reg, context, true);
     kept = t;
+    kept_context = context;
     kept_lxid = MyProc->lxid;
     return t;
 }

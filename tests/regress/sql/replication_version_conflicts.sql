@@ -115,6 +115,16 @@ SELECT sum(row_count) AS rows_and_tombstones,
 FROM idsync.compare_buckets('cmp', 8);
 SELECT item->>'v' AS k2 FROM idsync.compare_rows('cmp',
     ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 16)), 16) WHERE key->>'k' = 'k2';
+-- A write rolled back to a savepoint is forgotten too.
+SAVEPOINT s;
+UPDATE cmp SET v = 'x' WHERE k = 'k2';
+SELECT sum(row_count) AS rows_and_tombstones FROM idsync.compare_buckets('cmp', 8);
+ROLLBACK TO SAVEPOINT s;
+SELECT item->>'v' AS k2_after_rollback FROM idsync.compare_rows('cmp',
+    ARRAY(SELECT bucket FROM idsync.compare_buckets('cmp', 16)), 16) WHERE key->>'k' = 'k2';
+SELECT lpad(to_hex(bit_xor(hash1)), 16, '0') || lpad(to_hex(bit_xor(hash2)), 16, '0')
+       = (SELECT content_hash FROM idsync.sync_info('cmp')) AS buckets_make_the_kept_hash
+FROM idsync.compare_buckets('cmp', 8);
 ROLLBACK;
 SELECT try($$SELECT * FROM idsync.compare_buckets('cf.cmp', 0)$$);
 SELECT try($$SELECT * FROM idsync.compare_rows('cf.cmp', '{1}', 17)$$);
