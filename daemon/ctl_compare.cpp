@@ -96,25 +96,37 @@ struct Comparison {
     }
 
     // f(local) and f(remote) at once (each connection used by one thread): each node reads its
-    // table while the other does.
+    // table while the other does. When one fails, the other's statement is cancelled.
     template <class F> auto on_both(F f) -> std::pair<decltype(f(local)), decltype(f(local))>
     {
         decltype(f(local)) here, there;
         std::exception_ptr failed;
+        PGcancel *cancel_local = local.cancel_handle();
+        PGcancel *cancel_remote = remote.cancel_handle();
+        auto free_handles = [&] {
+            if (cancel_local)
+                PQfreeCancel(cancel_local);
+            if (cancel_remote)
+                PQfreeCancel(cancel_remote);
+        };
         std::thread other([&] {
             try {
                 here = f(local);
             } catch (...) {
                 failed = std::current_exception();
+                CtlConnection::cancel(cancel_remote);
             }
         });
         try {
             there = f(remote);
         } catch (...) {
+            CtlConnection::cancel(cancel_local);
             other.join();
+            free_handles();
             throw;
         }
         other.join();
+        free_handles();
         if (failed)
             std::rethrow_exception(failed);
         return {std::move(here), std::move(there)};

@@ -10,10 +10,12 @@ CtlConnection::CtlConnection(std::string label, const std::string &dsn, double c
 {
     // libpq counts connect_timeout in whole seconds, at least 2.
     std::string connect = std::to_string(std::max(2, static_cast<int>(std::ceil(conn_timeout))));
-    // UTF-8 whatever the database's encoding: the JSON output needs it.
-    std::string options = strprintf("-c search_path=pg_catalog,pg_temp -c client_encoding=UTF8 "
-                                    "-c statement_timeout=%d",
-                                    static_cast<int>(statement_timeout * 1000));
+    // UTF-8 whatever the database's encoding: the JSON output needs it. A compare keeps a
+    // transaction open on one node while the other reads: no idle-in-transaction timeout.
+    std::string options =
+        strprintf("-c search_path=pg_catalog,pg_temp -c client_encoding=UTF8 "
+                  "-c statement_timeout=%d -c idle_in_transaction_session_timeout=0",
+                  static_cast<int>(statement_timeout * 1000));
     // The DSN's own settings first; ours override the ones we need.
     const char *keys[] = {"dbname", "connect_timeout", "options", "fallback_application_name",
                           nullptr};
@@ -26,6 +28,19 @@ CtlConnection::CtlConnection(std::string label, const std::string &dsn, double c
 CtlConnection::~CtlConnection()
 {
     PQfinish(conn_);
+}
+
+PGcancel *CtlConnection::cancel_handle() const
+{
+    return connected() ? PQgetCancel(conn_) : nullptr;
+}
+
+void CtlConnection::cancel(PGcancel *handle)
+{
+    if (handle == nullptr)
+        return;
+    char error[256];
+    (void)PQcancel(handle, error, sizeof error); // best effort: the query may have ended
 }
 
 bool CtlConnection::connected() const

@@ -26,6 +26,10 @@ public:
     const std::string &error() const { return error_; }
     // Runs one statement with text parameters; throws PgError.
     PgResult query(const std::string &sql, const PgParams &params = {});
+    // A handle that cancels this connection's running statement from another thread (taken in
+    // the thread that uses the connection; PQfreeCancel it), and the cancel itself.
+    PGcancel *cancel_handle() const;
+    static void cancel(PGcancel *handle);
 
 private:
     std::string label_;
