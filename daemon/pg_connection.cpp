@@ -312,7 +312,7 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
         values.push_back(param ? param->c_str() : nullptr);
     int nparams = static_cast<int>(values.size());
     std::string name;
-    if (nparams > 0) {
+    if (nparams > 0 && !unprepared_) {
         auto known = statements_.find(sql);
         if (known != statements_.end()) {
             name = known->second;
@@ -334,12 +334,26 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
         fail("cannot send the query");
     co_await flush();
     PgResult result;
+    bool again = false;
     try {
         result = co_await collect_results(false, timeout);
-    } catch (const PgError &) {
-        if (!name.empty())
-            statements_.erase(sql);
-        throw;
+    } catch (const PgError &error) {
+        if (name.empty())
+            throw;
+        statements_.erase(sql);
+        // 26000: the statement is gone, so a pooler in transaction mode (PgBouncer before
+        // 1.21) put us on another server connection: no more prepared statements here.
+        if (error.sqlstate != "26000")
+            throw;
+        unprepared_ = true;
+        again = true;
+    }
+    if (again) { // (no co_await inside a catch handler)
+        if (!PQsendQueryParams(conn_, sql.c_str(), nparams, nullptr, values.data(), nullptr,
+                               nullptr, 0))
+            fail("cannot send the query");
+        co_await flush();
+        result = co_await collect_results(false, timeout);
     }
     co_return result;
 }

@@ -70,7 +70,7 @@ public:
     // A statement with parameters is prepared on the connection the first time it runs there,
     // so that the server parses and plans it once (the passes run the same ones again and
     // again); one that fails is prepared again the next time (an upgrade may change what it
-    // calls).
+    // calls). Behind a pooler that loses them (transaction pooling), none are prepared.
     Task<PgResult> query_params(std::string sql, PgParams params, double timeout = 0);
     // query(sql, "a", b, ...): text parameters $1, $2, ... (The list is built here, outside the
     // coroutine: GCC 12 cannot keep an initializer list's array in a coroutine frame.)
@@ -135,6 +135,7 @@ private:
     // The statements prepared on this connection (text -> name), forgotten when it closes.
     std::unordered_map<std::string, std::string> statements_;
     unsigned long next_statement_ = 0;
+    bool unprepared_ = false; // a pooler lost a prepared statement: none on this connection
 };
 
 // A libpq message on one line (libpq ends messages with newlines and may have several).
