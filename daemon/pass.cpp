@@ -27,7 +27,6 @@ constexpr const char *remote_sync_info =
     "pg_catalog.min(r.rejected_at)) FROM idsync.rejects r WHERE r.relid OPERATOR(pg_catalog.=) "
     "$1::regclass AND r.sqlstate OPERATOR(pg_catalog.=) '23503'), " IDSYNC_TABLE_SHAPE " "
     "FROM idsync.sync_info($1::regclass) s";
-constexpr const char *outgoing_point = "SELECT idsync.get_sync($1::regclass, $2::uuid, false)";
 constexpr const char *raise_outgoing_point =
     "SELECT idsync.merge_syncs($1::regclass, jsonb_build_array(jsonb_build_object("
     "'remote_id', $2::uuid, 'sync_point', $3::bigint)), false)";
@@ -71,10 +70,12 @@ constexpr const char *create_staging = "SELECT idsync.create_staging($1::regclas
 constexpr const char *bulk_query = "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid)";
 constexpr const char *bulk_query_in_key_order =
     "SELECT idsync.bulk_query($1::regclass, $2::bigint, $3::uuid, true)";
-// A resync an operator asked for (idsyncctl resync), and whether the peer is a retired node;
-// then the clearing of the resync after a pass that read it.
-constexpr const char *operator_requests =
-    "SELECT (SELECT r.requested_at::text FROM idsync.resync_requests r "
+// What this node knows of the peer, in one round trip: how far we know it has our rows (our
+// outgoing point), a resync an operator asked for (idsyncctl resync), and whether the peer is
+// a retired node; then the clearing of the resync after a pass that read it.
+constexpr const char *peer_here =
+    "SELECT idsync.get_sync($1::regclass, $2::uuid, false), "
+    "(SELECT r.requested_at::text FROM idsync.resync_requests r "
     "WHERE r.relid OPERATOR(pg_catalog.=) $1::regclass "
     "AND r.remote_id OPERATOR(pg_catalog.=) $2::uuid), "
     "EXISTS (SELECT FROM idsync.retired_nodes n WHERE n.node_id OPERATOR(pg_catalog.=) $2::uuid)";
@@ -140,14 +141,12 @@ Task<Preflight> preflight(PassContext &context, const TableInfo &table)
         preflight.remote_oldest_waiting = std::stod(remote.text(0, 8));
     preflight.remote_shape = remote.is_null(0, 9) ? "" : remote.text(0, 9);
     refuse_self(context, preflight);
-    PgResult outgoing =
-        co_await context.local.query(sql::outgoing_point, table.name, preflight.remote.node_id);
-    preflight.local_outgoing = outgoing.int64(0, 0);
-    PgResult requests =
-        co_await context.local.query(sql::operator_requests, table.name, preflight.remote.node_id);
-    if (!requests.is_null(0, 0))
-        preflight.resync_requested_at = requests.text(0, 0);
-    refuse_retired(context, preflight, requests.text(0, 1) == "t");
+    PgResult here =
+        co_await context.local.query(sql::peer_here, table.name, preflight.remote.node_id);
+    preflight.local_outgoing = here.int64(0, 0);
+    if (!here.is_null(0, 1))
+        preflight.resync_requested_at = here.text(0, 1);
+    refuse_retired(context, preflight, here.text(0, 2) == "t");
     co_return preflight;
 }
 
