@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
+
 #include "log.hpp"
 #include "schema_shape.hpp"
 #include "task_both.hpp"
@@ -30,9 +32,12 @@ constexpr const char *remote_sync_info =
 constexpr const char *raise_outgoing_point =
     "SELECT idsync.merge_syncs($1::regclass, jsonb_build_array(jsonb_build_object("
     "'remote_id', $2::uuid, 'sync_point', $3::bigint)), false)";
+// The incoming points of each table of $1 (a JSON array of names), in its order: one round
+// trip for all the tables of a pass.
 constexpr const char *incoming_points =
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('remote_id', remote_id, "
-    "'sync_point', sync_point)), '[]')::text FROM idsync.get_syncs($1::regclass)";
+    "SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object('remote_id', g.remote_id, "
+    "'sync_point', g.sync_point)), '[]')::text FROM idsync.get_syncs(t.name::regclass) g) "
+    "FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY t (name, n) ORDER BY t.n";
 // Rows the peer wrote itself come back as their point alone (no echo): counted, not sent.
 // With the keys the batch's items carry: a column added here since the preflight compared the
 // shapes must not reach a peer that lacks it (schema_shape.hpp). The items up to $6 bytes (the
@@ -543,9 +548,13 @@ Task<void> run_pass(PassContext &context, const TableInfo &table, TableOutcome &
 
 Task<PassStart> start_pass(PgConnection &local, std::vector<TableInfo> &tables)
 {
-    for (TableInfo &table : tables) {
-        PgResult syncs = co_await local.query(sql::incoming_points, table.name);
-        table.syncs = syncs.text(0, 0);
+    nlohmann::json names = nlohmann::json::array();
+    for (const TableInfo &table : tables)
+        names.push_back(table.name);
+    if (!tables.empty()) {
+        PgResult syncs = co_await local.query(sql::incoming_points, names.dump());
+        for (size_t i = 0; i < tables.size(); i++)
+            tables[i].syncs = syncs.text(static_cast<int>(i), 0);
     }
     // Every row merged before the points were read has a point at or below `last`; the pass
     // sends them all when the cut, read afterwards, has reached it.
