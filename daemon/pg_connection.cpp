@@ -1,5 +1,7 @@
 #include "pg_connection.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -44,6 +46,9 @@ PgConnection::PgConnection(uv_loop_t *loop, std::string label, std::string dsn, 
     : loop_(loop), label_(std::move(label)), dsn_(std::move(dsn)), conn_timeout_(conn_timeout),
       node_timeout_(node_timeout), timer_(loop), alive_(std::make_shared<bool>(true))
 {
+    static unsigned long connections = 0;
+    statement_prefix_ =
+        "idsyncd_" + std::to_string(getpid()) + "_" + std::to_string(++connections) + "_";
 }
 
 PgConnection::~PgConnection()
@@ -302,6 +307,14 @@ Task<PgResult> PgConnection::collect_results(bool stop_at_copy, double timeout)
     co_return last;
 }
 
+// What a pooler in transaction mode (PgBouncer before 1.21) does to prepared statements: our
+// statements land on any of its server connections, where ours is missing (26000) or one of
+// another client's has its name (42P05).
+bool PgConnection::pooled(const PgError &error)
+{
+    return !error.connection_lost && (error.sqlstate == "26000" || error.sqlstate == "42P05");
+}
+
 Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, double timeout)
 {
     if (!connected())
@@ -317,13 +330,23 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
         if (known != statements_.end()) {
             name = known->second;
         } else if (statements_.size() < max_prepared) {
-            std::string fresh = "idsyncd_" + std::to_string(++next_statement_);
+            std::string fresh = statement_prefix_ + std::to_string(++next_statement_);
             if (!PQsendPrepare(conn_, fresh.c_str(), sql.c_str(), nparams, nullptr))
                 fail("cannot send the query");
             co_await flush();
-            co_await collect_results(false, timeout); // throws when the statement is refused
-            statements_.emplace(sql, fresh);
-            name = fresh;
+            bool prepared = true;
+            try {
+                co_await collect_results(false, timeout); // throws when the statement is refused
+            } catch (const PgError &error) {
+                if (!pooled(error))
+                    throw;
+                unprepared_ = true;
+                prepared = false;
+            }
+            if (prepared) {
+                statements_.emplace(sql, fresh);
+                name = fresh;
+            }
         }
     }
     bool sent = name.empty() ? PQsendQueryParams(conn_, sql.c_str(), nparams, nullptr,
@@ -341,9 +364,7 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
         if (name.empty())
             throw;
         statements_.erase(sql);
-        // 26000: the statement is gone, so a pooler in transaction mode (PgBouncer before
-        // 1.21) put us on another server connection: no more prepared statements here.
-        if (error.sqlstate != "26000")
+        if (!pooled(error))
             throw;
         unprepared_ = true;
         again = true;

@@ -115,6 +115,7 @@ private:
     [[noreturn]] void give_up(const char *what, double seconds, const char *sqlstate);
     [[noreturn]] void raise(const PgResult &error, bool cancelled, double limit);
     [[noreturn]] void fail(const std::string &what, const char *sqlstate = "08006");
+    static bool pooled(const PgError &error);
     static void on_poll(uv_poll_t *handle, int status, int events);
     // Reads what the server sent and moves the notifications' payloads to `out`.
     void take_notifications(std::vector<std::string> &out);
@@ -135,7 +136,9 @@ private:
     // The statements prepared on this connection (text -> name), forgotten when it closes.
     std::unordered_map<std::string, std::string> statements_;
     unsigned long next_statement_ = 0;
-    bool unprepared_ = false; // a pooler lost a prepared statement: none on this connection
+    bool unprepared_ = false; // a pooler mixed up prepared statements: none on this connection
+    // Statement names: distinct per process and connection (a pooler shares server sessions).
+    std::string statement_prefix_;
 };
 
 // A libpq message on one line (libpq ends messages with newlines and may have several).
