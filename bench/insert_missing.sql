@@ -55,8 +55,13 @@ BEGIN
         existing := ARRAY(SELECT bench_key(g)
                           FROM (SELECT (random() * (first - batch - 1))::bigint + 1 AS x) r,
                                generate_series(r.x, r.x + batch - 1) g ORDER BY g);
+        -- The method that runs first gets the lower numbers, so that both insert at the right
+        -- edge of the index (rounds alternate the order of the methods, below).
         new_a := ARRAY(SELECT bench_key(g) FROM generate_series(first, first + batch - 1) g);
         new_b := ARRAY(SELECT bench_key(g) FROM generate_series(first + batch, first + 2 * batch - 1) g);
+        IF round % 2 = 1 THEN
+            SELECT new_b, new_a INTO new_a, new_b;
+        END IF;
         UPDATE bench_next SET g = first + 2 * batch;
     ELSE
         existing := ARRAY(SELECT name FROM bench_pkg
