@@ -363,9 +363,14 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
     } catch (const PgError &error) {
         if (name.empty())
             throw;
-        statements_.erase(sql);
+        // 0A000: the plan's result changed under it (an upgrade replaced a function it
+        // calls); prepared again next time. Other errors are the statement's, not the plan's:
+        // it stays (forgetting it would leave one more statement in the session each time).
+        if (error.sqlstate == "0A000")
+            statements_.erase(sql);
         if (!pooled(error))
             throw;
+        statements_.erase(sql);
         unprepared_ = true;
         again = true;
     }

@@ -69,8 +69,9 @@ public:
     // timeout: seconds without an answer before the call is cancelled; 0 means node_timeout.
     // A statement with parameters is prepared on the connection the first time it runs there,
     // so that the server parses and plans it once (the passes run the same ones again and
-    // again); one that fails is prepared again the next time (an upgrade may change what it
-    // calls). Behind a pooler that loses them (transaction pooling), none are prepared.
+    // again); one whose plan no longer fits (an upgrade changed what it calls: 0A000) is
+    // prepared again the next time. Behind a pooler that loses them (transaction pooling),
+    // none are prepared.
     Task<PgResult> query_params(std::string sql, PgParams params, double timeout = 0);
     // query(sql, "a", b, ...): text parameters $1, $2, ... (The list is built here, outside the
     // coroutine: GCC 12 cannot keep an initializer list's array in a coroutine frame.)
