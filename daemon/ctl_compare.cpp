@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <atomic>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -109,26 +110,32 @@ struct Comparison {
             if (cancel_remote)
                 PQfreeCancel(cancel_remote);
         };
+        // The first failure is the one reported, not the other side's cancellation.
+        std::atomic<bool> one_failed{false};
+        bool local_first = false;
         std::thread other([&] {
             try {
                 here = f(local);
             } catch (...) {
                 failed = std::current_exception();
+                local_first = !one_failed.exchange(true);
                 CtlConnection::cancel(cancel_remote);
             }
         });
+        std::exception_ptr failed_here;
         try {
             there = f(remote);
         } catch (...) {
-            CtlConnection::cancel(cancel_local);
-            other.join();
-            free_handles();
-            throw;
+            failed_here = std::current_exception();
+            if (!one_failed.exchange(true))
+                CtlConnection::cancel(cancel_local);
         }
         other.join();
         free_handles();
-        if (failed)
+        if (failed && (local_first || !failed_here))
             std::rethrow_exception(failed);
+        if (failed_here)
+            std::rethrow_exception(failed_here);
         return {std::move(here), std::move(there)};
     }
 

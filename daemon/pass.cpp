@@ -288,10 +288,9 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
                         context.peer.c_str(), static_cast<unsigned long long>(outcome.rows_sent),
                         diffs, monotonic_seconds() - started));
     if (outcome.capped) {
-        log_info(strprintf("%s to %s has fallen more than %lld rows behind; moving on, the next "
-                           "pass goes on from point %lld",
-                           table.name.c_str(), context.peer.c_str(),
-                           static_cast<long long>(config.max_diffs) * config.per_diff,
+        log_info(strprintf("%s to %s: %d batches (max_diffs) sent with changes left; moving on, "
+                           "the next pass goes on from point %lld",
+                           table.name.c_str(), context.peer.c_str(), diffs,
                            static_cast<long long>(point)));
         co_return;
     }

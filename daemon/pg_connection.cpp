@@ -1,9 +1,8 @@
 #include "pg_connection.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 
 #include "log.hpp"
 
@@ -46,9 +45,8 @@ PgConnection::PgConnection(uv_loop_t *loop, std::string label, std::string dsn, 
     : loop_(loop), label_(std::move(label)), dsn_(std::move(dsn)), conn_timeout_(conn_timeout),
       node_timeout_(node_timeout), timer_(loop), alive_(std::make_shared<bool>(true))
 {
-    static unsigned long connections = 0;
-    statement_prefix_ =
-        "idsyncd_" + std::to_string(getpid()) + "_" + std::to_string(++connections) + "_";
+    std::random_device random;
+    statement_prefix_ = strprintf("idsyncd_%08x%08x_", random(), random());
 }
 
 PgConnection::~PgConnection()
@@ -156,8 +154,10 @@ Task<void> PgConnection::connect()
     if (connected())
         co_return;
     close();
-    const char *keys[] = {"dbname", "fallback_application_name", nullptr};
-    const char *values[] = {dsn_.c_str(), "idsyncd", nullptr};
+    // UTF-8 whatever the databases' encodings: rows and names pass from one node to another,
+    // and the server converts. (A connection parameter, not `options`: poolers refuse that.)
+    const char *keys[] = {"dbname", "fallback_application_name", "client_encoding", nullptr};
+    const char *values[] = {dsn_.c_str(), "idsyncd", "UTF8", nullptr};
     conn_ = PQconnectStartParams(keys, values, 1);
     if (!conn_)
         throw PgError(label_ + ": cannot connect: out of memory", "08001", true, label_);
@@ -176,6 +176,11 @@ Task<void> PgConnection::connect()
     }
     if (PQsetnonblocking(conn_, 1) != 0)
         fail("cannot switch to non-blocking mode");
+    // A pooler (PgBouncer) answers the startup with a process id of its own: behind it the
+    // next statement may run in another server session, so nothing is prepared.
+    PgResult pid = co_await query("SELECT pg_catalog.pg_backend_pid()");
+    if (pid.int64(0, 0) != PQbackendPID(conn_))
+        unprepared_ = true;
 }
 
 Task<void> PgConnection::flush()
@@ -263,10 +268,13 @@ void PgConnection::raise(const PgResult &error, bool cancelled, double limit)
     std::string message = one_line(PQresultErrorMessage(error.get()));
     if (cancelled && sqlstate == "57014")
         message = strprintf("no answer within %g s, cancelled", limit);
+    const char *function = PQresultErrorField(error.get(), PG_DIAG_SOURCE_FUNCTION);
     bool lost = PQstatus(conn_) != CONNECTION_OK;
     if (lost)
         close();
-    throw PgError(label_ + ": " + message, sqlstate, lost, label_);
+    PgError raised(label_ + ": " + message, sqlstate, lost, label_);
+    raised.where = function ? function : "";
+    throw raised;
 }
 
 void PgConnection::give_up(const char *what, double seconds, const char *sqlstate)
@@ -341,6 +349,8 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
                 if (!pooled(error))
                     throw;
                 unprepared_ = true;
+                if (PQtransactionStatus(conn_) == PQTRANS_INERROR)
+                    throw; // (see below)
                 prepared = false;
             }
             if (prepared) {
@@ -363,15 +373,19 @@ Task<PgResult> PgConnection::query_params(std::string sql, PgParams params, doub
     } catch (const PgError &error) {
         if (name.empty())
             throw;
-        // 0A000: the plan's result changed under it (an upgrade replaced a function it
-        // calls); prepared again next time. Other errors are the statement's, not the plan's:
-        // it stays (forgetting it would leave one more statement in the session each time).
-        if (error.sqlstate == "0A000")
+        // The plan's result changed under it (an upgrade replaced a function it calls):
+        // prepared again next time. Other errors are the statement's, not the plan's: it
+        // stays (forgetting it would leave one more statement in the session each time).
+        if (error.sqlstate == "0A000" && error.where == "RevalidateCachedQuery")
             statements_.erase(sql);
         if (!pooled(error))
             throw;
         statements_.erase(sql);
         unprepared_ = true;
+        // In a failed transaction block the statement cannot run again: the caller's
+        // transaction fails with the pooler's error, and the next one runs unprepared.
+        if (PQtransactionStatus(conn_) == PQTRANS_INERROR)
+            throw;
         again = true;
     }
     if (again) { // (no co_await inside a catch handler)

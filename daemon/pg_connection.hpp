@@ -29,6 +29,7 @@ public:
     std::string sqlstate;
     bool connection_lost;
     std::string connection; // the label of the connection that failed (PgConnection::label)
+    std::string where;      // the server function that raised it (PG_DIAG_SOURCE_FUNCTION)
 };
 
 // Owns a PGresult.
@@ -138,7 +139,8 @@ private:
     std::unordered_map<std::string, std::string> statements_;
     unsigned long next_statement_ = 0;
     bool unprepared_ = false; // a pooler mixed up prepared statements: none on this connection
-    // Statement names: distinct per process and connection (a pooler shares server sessions).
+    // Statement names: a random prefix per connection object (a pooler shares server sessions
+    // between clients and keeps their statements; a reused pid must not find its names there).
     std::string statement_prefix_;
 };
 

@@ -1,8 +1,10 @@
 # idsyncd through PgBouncer in transaction pooling, as operators often put one before a node:
-# the peer's statements land on any of the pooler's server connections, so a statement idsyncd
-# prepared on one is unknown to the next (26000 with PgBouncer before 1.21); idsyncd then runs
-# its statements unprepared. A bulk copy, diff passes and a running daemon's change-driven
-# passes all reach the peer through the pooler, and the two nodes end the same.
+# the peer's statements land on any of the pooler's server connections, where a statement
+# idsyncd prepared on another is unknown (26000 with PgBouncer 1.18) and another client's may
+# have the same name. idsyncd sees the pooler (the process id it reports is not the server's)
+# and prepares nothing behind it. A bulk copy, diff passes and a running daemon's change-driven
+# passes all reach the peer through the pooler, and the two nodes end the same, without one
+# prepared-statement error in the peer's server log.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -81,5 +83,7 @@ ok(wait_until('the live rows on b', sub { converged($a, $b) }, 60),
     'rows written while the daemon runs reach the peer through the pooler');
 is(stop_daemon($pid), 0, 'SIGTERM: exit status 0');
 is($b->safe_psql('postgres', q{SELECT count(*) FROM idsync.rejects}), '0', 'nothing parked on b');
+unlike(slurp_file($b->logfile), qr/prepared statement "idsyncd_/,
+    'no prepared statement of idsyncd was missing or doubled behind the pooler');
 
 done_testing();
