@@ -165,6 +165,13 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         summary.local_down = error.connection_lost;
         summary.seconds = monotonic_seconds() - started;
         co_return summary;
+    } catch (const std::exception &error) {
+        // What the local database answered could not be read (a name that is not UTF-8, a
+        // number out of range): this pass fails, the next one tries again.
+        log_error(std::string("reading the local tables: ") + error.what());
+        summary.unreachable = true;
+        summary.seconds = monotonic_seconds() - started;
+        co_return summary;
     }
     PeerStats &peer_stats = owner_.metrics().peer(config_.name);
     try {
