@@ -167,9 +167,9 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         co_return summary;
     } catch (const std::exception &error) {
         // What the local database answered could not be read (a name that is not UTF-8, a
-        // number out of range): this pass fails, the next one tries again.
+        // number out of range): this pass fails, and the next one is the next interval's (no
+        // backoff: neither side is down).
         log_error(std::string("reading the local tables: ") + error.what());
-        summary.unreachable = true;
         summary.seconds = monotonic_seconds() - started;
         co_return summary;
     }
