@@ -25,6 +25,7 @@ void PassSummary::add(const PassSummary &other)
     echoes_avoided += other.echoes_avoided;
     unreachable = unreachable || other.unreachable;
     local_down = local_down || other.local_down;
+    broken = broken || other.broken;
 }
 
 std::string PassSummary::line(const std::string &to) const

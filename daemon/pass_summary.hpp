@@ -63,13 +63,14 @@ struct PassSummary {
     double seconds = 0;
     bool unreachable = false; // the peer or the local database could not be reached
     bool local_down = false;  // ... and it was the local database
+    bool broken = false;      // the pass could not start: an answer it could not read
 
     void add(const TableOutcome &outcome);
     void add(const PassSummary &other);
     // Every table succeeded (a capped diff did not: rows are left for the next pass).
-    bool complete() const { return !unreachable && successes == tables; }
+    bool complete() const { return !unreachable && !broken && successes == tables; }
     // Complete but for tables skipped for schema drift (which log once, not per pass).
-    bool quiet() const { return !unreachable && successes + schema_drift == tables; }
+    bool quiet() const { return !unreachable && !broken && successes + schema_drift == tables; }
     // `to` is "b" for one peer or "3 peers".
     std::string line(const std::string &to) const;
 };

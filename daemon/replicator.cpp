@@ -170,6 +170,7 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         // number out of range): this pass fails, and the next one is the next interval's (no
         // backoff: neither side is down).
         log_error(std::string("reading the local tables: ") + error.what());
+        summary.broken = true;
         summary.seconds = monotonic_seconds() - started;
         co_return summary;
     }
