@@ -11,3 +11,4 @@ Suite *http_suite();
 Suite *log_suite();
 Suite *task_both_suite();
 Suite *schema_shape_suite();
+Suite *pass_summary_suite();
