@@ -315,9 +315,10 @@ Task<PgResult> PgConnection::collect_results(bool stop_at_copy, double timeout)
     co_return last;
 }
 
-// What a pooler in transaction mode (PgBouncer before 1.21) does to prepared statements: our
-// statements land on any of its server connections, where ours is missing (26000) or one of
-// another client's has its name (42P05).
+// What a pooler in transaction mode does to prepared statements when it does not track them
+// (PgBouncer before 1.21, or later with max_prepared_statements = 0): our statements land on any
+// of its server connections, where ours is missing (26000) or another client's has its name
+// (42P05). connect() looks for a pooler first; this is for one it did not see.
 bool PgConnection::pooled(const PgError &error)
 {
     return !error.connection_lost && (error.sqlstate == "26000" || error.sqlstate == "42P05");
