@@ -233,6 +233,10 @@ std::string Metrics::render(double now) const
     render_peers(out, peers_);
     header(out, "idsyncd_local_up", "gauge", "1 if the local database answered the latest pass.");
     sample(out, "idsyncd_local_up", "", local_up_ ? "1" : "0");
+    header(out, "idsyncd_notifications_total", "counter",
+           "Notifications of changed tables received from the local database (a session "
+           "notifies a table at most once per 50 ms).");
+    sample(out, "idsyncd_notifications_total", "", std::to_string(notifications_));
     header(out, "idsyncd_conflict_records", "gauge",
            "Conflict records kept on this node for the table (idsync.conflicts: lww versions "
            "that lost in a merge, for tables that record them), at the latest pass.");

@@ -60,6 +60,8 @@ public:
         conflict_records_[table] = count;
     }
     bool local_up() const { return local_up_; }
+    // A notification of a changed table arrived (LISTEN idsync_changes).
+    void count_notification() { notifications_++; }
     // Drops a peer that left the configuration.
     void forget_peer(const std::string &name);
     // Prometheus text exposition format 0.0.4: HELP and TYPE lines, then one sample per pair.
@@ -71,5 +73,6 @@ private:
     std::map<std::pair<std::string, std::string>, PairStats> pairs_;
     std::map<std::string, PeerStats> peers_;
     bool local_up_ = false;
+    uint64_t notifications_ = 0;
     std::map<std::string, int64_t> conflict_records_;
 };

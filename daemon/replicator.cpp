@@ -52,14 +52,52 @@ void Peer::update(const PeerConfig &config, const std::string &local_dsn)
     local_dsn_ = local_dsn;
 }
 
+// The shortest time between the starts of two change-driven passes to one peer.
+constexpr double kChangeGap = 0.01;
+// How long a notified table is passed again: a session notifies a table at most once per
+// 50 ms (kNotifyGapMs in the extension's change_notify.hpp), so its transactions in the 50 ms
+// after a notification skip theirs. The margin covers the two clocks (the server's wall clock,
+// our monotonic one).
+constexpr double kSkipWindow = 0.15;
+// The time between the starts of two passes that only follow up notifications.
+constexpr double kPollGap = 0.02;
+
 void Peer::changed(const std::string &table)
 {
+    // A transaction skips its notification when its session notified the table less than 50 ms
+    // before it commits; its points were issued before that, so before kSkipWindow after this
+    // notification arrived. The table is passed until a pass that starts after the window cuts
+    // at or above the last point issued by then (settle): that pass takes in the skipping
+    // transaction's rows if it committed, and if not, its cut stays below them.
+    notified_[table] = Notified{monotonic_seconds() + kSkipWindow, std::nullopt};
     // Only the first change wakes the peer: with changes pending, a pass is due within
     // kChangeGap anyway.
     bool first = changed_.empty();
     changed_.insert(table);
     if (first && wakeable_)
         sleeper_.wake();
+}
+
+void Peer::settle(const std::string &table, const TableOutcome &outcome, double started,
+                  const PassStart &start)
+{
+    auto it = notified_.find(table);
+    if (it == notified_.end())
+        return;
+    // A failed table waits for the next full pass (so that it cannot spin); a capped one goes
+    // on with the next pass anyway.
+    if (!outcome.success) {
+        if (!outcome.capped)
+            notified_.erase(it);
+        return;
+    }
+    Notified &notified = it->second;
+    if (started < notified.until)
+        return;
+    if (!notified.target)
+        notified.target = start.last_issued;
+    if (start.cut >= *notified.target)
+        notified_.erase(it);
 }
 
 void Peer::note_drift(const std::string &table, const std::string &drift)
@@ -138,6 +176,11 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
     try {
         co_await local_->connect();
         tables = co_await list_tables(*local_);
+        // A notified table that is not registered needs no more passes.
+        std::erase_if(notified_, [&tables](const auto &entry) {
+            return std::none_of(tables.begin(), tables.end(),
+                                [&entry](const TableInfo &t) { return t.name == entry.first; });
+        });
         if (only != nullptr)
             std::erase_if(tables, [only](const TableInfo &t) { return !only->count(t.name); });
         // The points we merged from other nodes, passed on to the peer once it has every row we
@@ -207,6 +250,7 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         double table_started = monotonic_seconds();
         TableOutcome outcome = co_await replicate_table(context, table);
         count(table.name, outcome, monotonic_seconds() - table_started);
+        settle(table.name, outcome, started, start);
         summary.add(outcome);
         if (outcome.parked_known) // the preflight ran: the shapes were compared
             note_drift(table.name, outcome.drift);
@@ -231,9 +275,6 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
     co_return summary;
 }
 
-// The shortest time between the starts of two change-driven passes to one peer.
-constexpr double kChangeGap = 0.01;
-
 Task<void> Peer::run(bool once, double first_delay)
 {
     // Spread the first passes of many daemons and peers over the interval (Swift does too).
@@ -246,9 +287,12 @@ Task<void> Peer::run(bool once, double first_delay)
         co_await owner_.slots().acquire();
         std::shared_ptr<const Config> config = owner_.config();
         // Every table once per interval; in between, only the tables that changed.
-        bool full = once || monotonic_seconds() >= next_full || changed_.empty();
+        bool full =
+            once || monotonic_seconds() >= next_full || (changed_.empty() && notified_.empty());
         std::set<std::string> only;
         only.swap(changed_);
+        for (const auto &[table, notified] : notified_)
+            only.insert(table);
         double started = monotonic_seconds();
         PassSummary summary;
         if (!stopping_)
@@ -298,8 +342,10 @@ Task<void> Peer::run(bool once, double first_delay)
             // Changes that arrived during the pass go at once (at most one change pass per
             // kChangeGap: anyone who can connect may NOTIFY); else wait for the next change or
             // the next full pass.
-            delay = changed_.empty() ? std::max(0.0, next_full - monotonic_seconds())
-                                     : std::max(0.0, started + kChangeGap - monotonic_seconds());
+            double next = !changed_.empty()    ? started + kChangeGap
+                          : !notified_.empty() ? started + kPollGap
+                                               : next_full;
+            delay = std::max(0.0, next - monotonic_seconds());
         }
         wakeable_ = !summary.unreachable || summary.local_down;
         co_await sleeper_.sleep(delay);
@@ -321,6 +367,7 @@ Replicator::Replicator(uv_loop_t *loop, const Config &config, bool once)
 
 void Replicator::on_change(const std::string &table)
 {
+    metrics_.count_notification();
     for (auto &[name, peer] : peers_)
         peer->changed(table);
 }

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <random>
 #include <string>
@@ -34,8 +35,9 @@ public:
     void abort();
     // A reloaded configuration; new DSNs take effect at the start of the next pass.
     void update(const PeerConfig &config, const std::string &local_dsn);
-    // A statement changed `table` here: pass it to the peer soon (at once, unless the peer is
-    // backed off or a pass is running; then right after).
+    // A transaction changed `table` here (a notification): pass it to the peer soon (at once,
+    // unless the peer is backed off or a pass is running; then right after), and keep passing
+    // it until the transactions that skipped their notification are covered.
     void changed(const std::string &table);
     bool finished() const { return finished_; }
     const PassSummary &last_pass() const { return last_pass_; }
@@ -46,6 +48,9 @@ private:
     Task<PassSummary> pass(std::shared_ptr<const Config> config, const std::set<std::string> *only);
     void count(const std::string &table, const TableOutcome &outcome, double seconds);
     void note_drift(const std::string &table, const std::string &drift);
+    // After a table's pass: whether it still has to be passed for a notification.
+    void settle(const std::string &table, const TableOutcome &outcome, double started,
+                const PassStart &start);
 
     Replicator &owner_;
     PeerConfig config_;
@@ -58,6 +63,12 @@ private:
     int failures_ = 0;              // consecutive passes that could not reach the peer
     int local_failures_ = 0;        // consecutive passes that could not use the local database
     std::set<std::string> changed_; // tables changed since the last pass took them
+    // Notified tables, passed every kPollGap until covered (see Peer::changed).
+    struct Notified {
+        double until = 0;              // when kSkipWindow after the last notification ends
+        std::optional<int64_t> target; // the last point issued once `until` had passed
+    };
+    std::map<std::string, Notified> notified_;
     std::map<std::string, std::string> drifts_; // tables skipped for schema drift, and why
     bool wakeable_ = false;                     // sleeping until the next pass, not backing off
     PassSummary last_pass_;

@@ -36,9 +36,8 @@ void register_apply_callbacks();
 // idsync.max_clock_skew).
 extern int max_clock_skew_ms;
 
-// Whether the content trigger notifies idsync_changes (GUC idsync.notify_changes, on by
-// default; a session that PREPAREs transactions turns it off, since PostgreSQL refuses to
-// prepare a transaction that notified).
+// Whether transactions that changed registered tables notify idsync_changes at commit (GUC
+// idsync.notify_changes, on by default; see change_notify.hpp).
 extern bool notify_changes;
 
 } // namespace idsync

@@ -16,6 +16,7 @@
 #include "applying.hpp"
 #include "natural_hash.hpp"
 #include "boundary.hpp"
+#include "change_notify.hpp"
 #include "content_delta.hpp"
 #include "registration.hpp"
 #include "row_hash.hpp"
@@ -231,10 +232,8 @@ void append_content_delta(Oid relid, uint64 h1, uint64 h2, int64 rows)
         elog(ERROR, "idsync: appending a content delta failed");
     SPI_finish();
     leave_owner_scope(scope);
-    // Wakes idsyncd (LISTEN idsync_changes) at commit; PostgreSQL sends one notification
-    // per transaction and payload, however many statements changed the table.
-    if (notify_changes)
-        Async_Notify("idsync_changes", relid_name(relid));
+    // Wakes idsyncd (LISTEN idsync_changes) at commit (change_notify.hpp).
+    note_changed(relid);
 }
 
 } // namespace idsync

@@ -1,5 +1,6 @@
 // The shared library's identity and its settings.
 #include "applying.hpp"
+#include "change_notify.hpp"
 #include "pg.hpp"
 #include "registration.hpp"
 
@@ -40,12 +41,13 @@ void _PG_init(void)
         nullptr, nullptr, nullptr);
     DefineCustomBoolVariable(
         "idsync.notify_changes",
-        "Notify idsync_changes when a statement changes a registered table.",
-        "idsyncd listens and replicates the changed tables at once. Turn it off in sessions that "
-        "PREPARE transactions (two-phase commit), which PostgreSQL refuses after a NOTIFY; "
-        "their changes then travel with the next full pass.",
+        "Notify idsync_changes when a transaction changed a registered table.",
+        "idsyncd listens and replicates the changed tables at once. A session notifies each "
+        "table at commit, at most once per 50 ms; prepared transactions never notify. When "
+        "off, changes travel with the next full pass.",
         &idsync::notify_changes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("idsync");
     idsync::register_apply_callbacks();
+    idsync::register_change_notify();
     idsync::register_registration_cache();
 }
