@@ -59,8 +59,11 @@ constexpr double kChangeGap = 0.01;
 // after a notification skip theirs. The margin covers the two clocks (the server's wall clock,
 // our monotonic one).
 constexpr double kSkipWindow = 0.15;
-// The time between the starts of two passes that only follow up notifications.
+// The time between the starts of two passes that only follow up notifications; past the
+// window, while a transaction in flight holds the cut back, it doubles up to kPollGapMax (that
+// transaction notifies when it commits, unless it is one that skips).
 constexpr double kPollGap = 0.02;
+constexpr double kPollGapMax = 1;
 
 void Peer::changed(const std::string &table)
 {
@@ -69,7 +72,7 @@ void Peer::changed(const std::string &table)
     // notification arrived. The table is passed until a pass that starts after the window cuts
     // at or above the last point issued by then (settle): that pass takes in the skipping
     // transaction's rows if it committed, and if not, its cut stays below them.
-    notified_[table] = Notified{monotonic_seconds() + kSkipWindow, std::nullopt};
+    notified_[table] = Notified{monotonic_seconds() + kSkipWindow, std::nullopt, kPollGap};
     // Only the first change wakes the peer: with changes pending, a pass is due within
     // kChangeGap anyway.
     bool first = changed_.empty();
@@ -98,6 +101,8 @@ void Peer::settle(const std::string &table, const TableOutcome &outcome, double 
         notified.target = start.last_issued;
     if (start.cut >= *notified.target)
         notified_.erase(it);
+    else
+        notified.gap = std::min(notified.gap * 2, kPollGapMax);
 }
 
 void Peer::note_drift(const std::string &table, const std::string &drift)
@@ -342,9 +347,11 @@ Task<void> Peer::run(bool once, double first_delay)
             // Changes that arrived during the pass go at once (at most one change pass per
             // kChangeGap: anyone who can connect may NOTIFY); else wait for the next change or
             // the next full pass.
-            double next = !changed_.empty()    ? started + kChangeGap
-                          : !notified_.empty() ? started + kPollGap
-                                               : next_full;
+            double next = next_full;
+            for (const auto &[table, notified] : notified_)
+                next = std::min(next, started + notified.gap);
+            if (!changed_.empty())
+                next = started + kChangeGap;
             delay = std::max(0.0, next - monotonic_seconds());
         }
         wakeable_ = !summary.unreachable || summary.local_down;

@@ -54,6 +54,20 @@ ok(wait_until('the bursts on b', sub { converged($node{a}, $node{b}) }, 10),
 my $received = metric('idsyncd_notifications_total') - $notified;
 ok($received > 0 && $received < 1200, "fewer notifications than transactions ($received for 1,200)");
 
+# A transaction in flight holds the cut back, so a notified table cannot settle: the follow-up
+# passes slow down (up to one a second) instead of running every 20 ms until it commits.
+my $passes = metric('idsyncd_change_passes_total{peer="b"}');
+my $held = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node{a}->connstr('postgres'),
+    '-c', q{BEGIN; INSERT INTO item (name, value) VALUES ('held', 1); SELECT pg_sleep(4); COMMIT;} ],
+    '>', '/dev/null', '2>', '/dev/null');
+sleep(0.5);
+$node{a}->safe_psql('postgres', q{INSERT INTO item (name, value) VALUES ('during', 1)});
+$held->finish;
+my $during = metric('idsyncd_change_passes_total{peer="b"}') - $passes;
+ok($during < 60, "follow-up passes slow down while a transaction holds the cut back ($during passes in 4 s)");
+ok(wait_until('the held row on b', sub { converged($node{a}, $node{b}) }, 10),
+    'the rows written during and by the long transaction reach b');
+
 # A prepared transaction notifies nothing, so it prepares (PostgreSQL refuses to prepare one
 # that notified); its row travels with the next pass of its table.
 $node{a}->safe_psql('postgres', q{BEGIN; INSERT INTO fact (name, n) VALUES ('2pc', 1);
