@@ -41,6 +41,7 @@ void ChangeListener::stop()
 Task<void> ChangeListener::run()
 {
     bool reported = false; // one log line per outage
+    bool listened = false; // a connection listened before this one
     while (!stopping_) {
         bool failed = false;
         try {
@@ -52,6 +53,9 @@ Task<void> ChangeListener::run()
                 if (reported)
                     log_info("listening for changes again");
                 reported = false;
+                if (listened)
+                    on_change_(kEveryTable);
+                listened = true;
             }
             std::vector<std::string> tables = co_await conn_->wait_notifications(60);
             for (const std::string &table : tables)

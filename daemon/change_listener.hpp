@@ -13,6 +13,10 @@
 #include "task.hpp"
 #include "uv_util.hpp"
 
+// What on_change gets after the listener connected again: notifications sent while it was away
+// are lost, so every table counts as notified.
+inline const std::string kEveryTable;
+
 class ChangeListener {
 public:
     ChangeListener(uv_loop_t *loop, std::function<void(const std::string &table)> on_change,

@@ -182,6 +182,17 @@ Task<void> correct_forged_point(PassContext &context, const TableInfo &table, Pr
 }
 
 // Our outgoing sync point for the peer, raised to `point`.
+// Transitive sync: the incoming points read at the start of the pass go to the peer once it has
+// every row up to the cut, in a transaction of their own. Inside a bulk copy's transaction,
+// after the peer's point for us, two bulk copies into one node (each passing on the other's
+// point) deadlocked on the peer's incoming_sync rows, and again on every retry. Lost with a
+// crash here, they go with the next pass.
+Task<void> pass_on_points(PassContext &context, const TableInfo &table)
+{
+    if (context.pass_on_syncs)
+        co_await context.remote.query(sql::merge_points, table.name, table.syncs);
+}
+
 Task<void> raise_outgoing(PassContext &context, const TableInfo &table, const std::string &peer_id,
                           int64_t point)
 {
@@ -294,8 +305,7 @@ Task<void> send_diffs(PassContext &context, const TableInfo &table, const Prefli
                            static_cast<long long>(point)));
         co_return;
     }
-    if (context.pass_on_syncs)
-        co_await context.remote.query(sql::merge_points, table.name, table.syncs);
+    co_await pass_on_points(context, table);
     co_await raise_outgoing(context, table, preflight.remote.node_id, point);
     outcome.success = true;
 }
@@ -391,6 +401,7 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
 {
     int64_t point = context.cut;
     bool direct = false;
+    bool committed = false;
     std::string why;
     try {
         PgResult begun =
@@ -407,18 +418,13 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
         PgParams end_params{table.name, preflight.local.node_id, std::to_string(point)};
         double timeout = context.config.node_timeout * std::max(1.0, rows / 10000.0);
         co_await context.remote.query_params(sql::end_bulk, std::move(end_params), timeout);
-        if (context.pass_on_syncs)
-            co_await context.remote.query(sql::merge_points, table.name, table.syncs);
         co_await context.remote.query("COMMIT");
-        co_await raise_outgoing(context, table, preflight.remote.node_id, point);
+        committed = true;
         outcome.rows_sent += rows + tombstones.rows;
         outcome.rejects += tombstones.rejects;
-        outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
-        outcome.success = true;
         log_debug(strprintf("bulk copy of %s to %s: %llu rows straight into the table in %.2f s",
                             table.name.c_str(), context.peer.c_str(),
                             static_cast<unsigned long long>(rows), monotonic_seconds() - started));
-        co_return true;
     } catch (const PgError &error) {
         // Only a row the peer refused falls back; a lost connection or a timeout (57014: the copy
         // took longer than allowed, which the staging path would too) ends the table's pass.
@@ -426,6 +432,13 @@ Task<bool> send_direct(PassContext &context, const TableInfo &table, const Prefl
             error.sqlstate == "57014")
             throw;
         why = error.what();
+    }
+    if (committed) {
+        co_await pass_on_points(context, table);
+        co_await raise_outgoing(context, table, preflight.remote.node_id, point);
+        outcome.lag = std::max<int64_t>(0, preflight.local.max_point - point);
+        outcome.success = true;
+        co_return true;
     }
     // A peer before 0.5.0 has no begin_bulk; a peer that refused a row parks it on the staging
     // path instead.
@@ -469,9 +482,8 @@ Task<void> send_bulk(PassContext &context, const TableInfo &table, const Preflig
     PgParams merge_params{table.name, preflight.local.node_id, std::to_string(point)};
     PgResult merged = co_await context.remote.query_params(sql::merge_staged,
                                                            std::move(merge_params), merge_timeout);
-    if (context.pass_on_syncs)
-        co_await context.remote.query(sql::merge_points, table.name, table.syncs);
     co_await context.remote.query("COMMIT");
+    co_await pass_on_points(context, table);
     co_await raise_outgoing(context, table, preflight.remote.node_id, point);
     outcome.rows_sent += rows + tombstones.rows;
     outcome.rejects += merged.int64(0, 1) + tombstones.rejects;

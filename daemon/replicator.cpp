@@ -64,6 +64,7 @@ constexpr double kSkipWindow = 0.15;
 // transaction notifies when it commits, unless it is one that skips).
 constexpr double kPollGap = 0.02;
 constexpr double kPollGapMax = 1;
+constexpr int kFollowUpFailures = 4;
 
 void Peer::changed(const std::string &table)
 {
@@ -72,7 +73,7 @@ void Peer::changed(const std::string &table)
     // notification arrived. The table is passed until a pass that starts after the window cuts
     // at or above the last point issued by then (settle): that pass takes in the skipping
     // transaction's rows if it committed, and if not, its cut stays below them.
-    notified_[table] = Notified{monotonic_seconds() + kSkipWindow, std::nullopt, kPollGap};
+    notified_[table] = Notified{monotonic_seconds() + kSkipWindow, std::nullopt, kPollGap, 0};
     // Only the first change wakes the peer: with changes pending, a pass is due within
     // kChangeGap anyway.
     bool first = changed_.empty();
@@ -87,14 +88,17 @@ void Peer::settle(const std::string &table, const TableOutcome &outcome, double 
     auto it = notified_.find(table);
     if (it == notified_.end())
         return;
-    // A failed table waits for the next full pass (so that it cannot spin); a capped one goes
-    // on with the next pass anyway.
+    Notified &notified = it->second;
+    // A capped table goes on with the next pass anyway. A failed one is tried again less and
+    // less often, and after kFollowUpFailures failures waits for the next full pass (so that it
+    // cannot spin).
     if (!outcome.success) {
-        if (!outcome.capped)
+        if (!outcome.capped && ++notified.failures >= kFollowUpFailures)
             notified_.erase(it);
+        else if (!outcome.capped)
+            notified.gap = std::min(notified.gap * 2, kPollGapMax);
         return;
     }
-    Notified &notified = it->second;
     if (started < notified.until)
         return;
     if (!notified.target)
@@ -181,12 +185,18 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
     try {
         co_await local_->connect();
         tables = co_await list_tables(*local_);
+        // Every table notified (kEveryTable: the listener connected again): each one is.
+        if (auto every = notified_.find(kEveryTable); every != notified_.end()) {
+            for (const TableInfo &t : tables)
+                notified_[t.name] = every->second;
+            notified_.erase(every);
+        }
         // A notified table that is not registered needs no more passes.
         std::erase_if(notified_, [&tables](const auto &entry) {
             return std::none_of(tables.begin(), tables.end(),
                                 [&entry](const TableInfo &t) { return t.name == entry.first; });
         });
-        if (only != nullptr)
+        if (only != nullptr && !only->count(kEveryTable))
             std::erase_if(tables, [only](const TableInfo &t) { return !only->count(t.name); });
         // The points we merged from other nodes, passed on to the peer once it has every row we
         // have (transitive sync); then the cut of the pass.
@@ -352,6 +362,8 @@ Task<void> Peer::run(bool once, double first_delay)
                 next = std::min(next, started + notified.gap);
             if (!changed_.empty())
                 next = started + kChangeGap;
+            if (summary.broken) // what the local database answered could not be read
+                next = next_full;
             delay = std::max(0.0, next - monotonic_seconds());
         }
         wakeable_ = !summary.unreachable || summary.local_down;

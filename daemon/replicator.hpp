@@ -68,6 +68,7 @@ private:
         double until = 0;              // when kSkipWindow after the last notification ends
         std::optional<int64_t> target; // the last point issued once `until` had passed
         double gap = 0;                // until the next pass of it
+        int failures = 0;              // passes of it that failed
     };
     std::map<std::string, Notified> notified_;
     std::map<std::string, std::string> drifts_; // tables skipped for schema drift, and why

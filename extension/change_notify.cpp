@@ -1,5 +1,7 @@
 #include "change_notify.hpp"
 
+#include <time.h>
+
 #include "applying.hpp"
 #include "state_access.hpp"
 
@@ -8,26 +10,22 @@ namespace idsync {
 namespace {
 
 struct LastNotified {
-    Oid relid;           // the key
-    TimestampTz at;      // this session's last committed notification of the table
-    TimestampTz pending; // the notification of the transaction committing now
+    Oid relid;     // the key
+    int64 at;      // this session's last committed notification of the table (monotonic µs)
+    int64 pending; // the notification of the transaction committing now
 };
 
-HTAB *last_notified = nullptr; // in TopMemoryContext: one entry per table ever notified here
+HTAB *last_notified = nullptr; // in TopMemoryContext: an entry per table notified here
 List *changed = NIL;           // relids changed in this transaction (TopTransactionContext)
 List *notified = NIL;          // relids this transaction notified at pre-commit
 
-HTAB *notified_tables()
+// A monotonic clock: a wall clock set back would make a session skip notifications for longer
+// than idsyncd's window covers.
+int64 monotonic_us()
 {
-    if (last_notified == nullptr) {
-        HASHCTL ctl;
-        ctl.keysize = sizeof(Oid);
-        ctl.entrysize = sizeof(LastNotified);
-        ctl.hcxt = TopMemoryContext;
-        last_notified =
-            hash_create("idsync notified tables", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-    }
-    return last_notified;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<int64>(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
 }
 
 // Pre-commit, before PostgreSQL queues the transaction's notifications: notify each changed
@@ -37,20 +35,18 @@ void notify_changed()
 {
     if (changed == NIL || !notify_changes)
         return;
-    TimestampTz now = GetCurrentTimestamp();
+    int64 now = monotonic_us();
     ListCell *cell;
     foreach (cell, changed) {
         Oid relid = lfirst_oid(cell);
         bool found;
         auto *entry =
-            static_cast<LastNotified *>(hash_search(notified_tables(), &relid, HASH_ENTER, &found));
-        // A clock that went back notifies at once.
-        if (found && now >= entry->at && now - entry->at < kNotifyGapMs * 1000)
+            static_cast<LastNotified *>(hash_search(last_notified, &relid, HASH_ENTER, &found));
+        if (found && now - entry->at < kNotifyGapMs * 1000)
             continue;
         if (!found)
             entry->at = 0;
-        char *name = get_rel_name(relid);
-        if (name == nullptr)
+        if (get_rel_name(relid) == nullptr)
             continue;
         entry->pending = now;
         MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -111,6 +107,12 @@ void note_changed(Oid relid)
 
 void register_change_notify()
 {
+    HASHCTL ctl;
+    ctl.keysize = sizeof(Oid);
+    ctl.entrysize = sizeof(LastNotified);
+    ctl.hcxt = TopMemoryContext;
+    last_notified =
+        hash_create("idsync notified tables", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
     RegisterXactCallback(on_xact, nullptr);
 }
 

@@ -80,8 +80,8 @@ IDSYNC_FUNCTION(idsync_end_bulk)
                         errmsg("no bulk copy into table %s is under way in this transaction",
                                relid_name(relid)),
                         errhint("Call idsync.begin_bulk() first, in the same transaction.")));
+    raise_sync(relid, source, point, true);
     end_apply(relid);
     retry_waiting(relid);
-    raise_sync(relid, source, point, true); // last, because of the lock it takes
     PG_RETURN_INT64(read_sync_point(relid, source, true));
 }

@@ -45,13 +45,12 @@ MergeOutcome merge_items_call(Oid relid, Jsonb *items, Datum source, bool source
     bool in_name_of_source = raise_point && !source_null;
     begin_apply(relid, in_name_of_source ? DatumGetUUIDP(source) : nullptr, ApplyPurpose::merge);
     MergeOutcome o = {merge_item_batch(relid, items, source, source_null), false, 0};
-    end_apply(relid);
-    retry_waiting(relid);
     // Always, also when nothing changed: a receiver whose rows are all newer must still move
-    // the sender's point forward, or the sender stays diff-capped for ever. Last, because of
-    // the lock it takes (raise_sync).
+    // the sender's point forward, or the sender stays diff-capped for ever.
     if (in_name_of_source && any)
         raise_sync(relid, source, last_point, true);
+    end_apply(relid);
+    retry_waiting(relid);
     if (in_name_of_source) {
         o.has_sync_point = true;
         o.sync_point = read_sync_point(relid, source, true);
@@ -93,10 +92,10 @@ IDSYNC_FUNCTION(idsync_merge_staged)
     // Each staged row comes with the node it was written on (idsync_origin, which bulk_query
     // ships), else from the source.
     MergeOutcome o = {merge_staging_table(relid, staging, source, source_null), false, 0};
+    if (!source_null)
+        raise_sync(relid, source, PG_GETARG_INT64(3), true);
     end_apply(relid);
     retry_waiting(relid);
-    if (!source_null) // last, because of the lock it takes (raise_sync)
-        raise_sync(relid, source, PG_GETARG_INT64(3), true);
     if (!source_null) {
         o.has_sync_point = true;
         o.sync_point = read_sync_point(relid, source, true);

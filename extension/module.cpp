@@ -43,8 +43,8 @@ void _PG_init(void)
         "idsync.notify_changes",
         "Notify idsync_changes when a transaction changed a registered table.",
         "idsyncd listens and replicates the changed tables at once. A session notifies each "
-        "table at commit, at most once per 50 ms; prepared transactions never notify. When "
-        "off, changes travel with the next full pass.",
+        "table at commit, at most once per 50 ms, as this setting is at commit; prepared "
+        "transactions never notify. When off, changes travel with the next pass of their table.",
         &idsync::notify_changes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("idsync");
     idsync::register_apply_callbacks();

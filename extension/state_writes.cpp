@@ -73,33 +73,11 @@ IDSYNC_FUNCTION(idsync_correct_sync)
     PG_RETURN_INT64(point);
 }
 
-namespace {
-
-// Distinguishes the lock that orders the writes of incoming points from other advisory locks
-// (the key locks use 0x1D5C, the point locks 7517).
-constexpr uint16 kIncomingLockClass = 7518;
-
-// Merges into one table raise several nodes' incoming points, each at the end of its
-// transaction: its source's, then the ones its source passes on (merge_syncs), in no common
-// order. Two bulk copies into one node deadlocked on them, and their retries deadlocked again,
-// pass after pass. One lock per table, held to the end of the transaction, makes them take
-// turns. Merges raise points last (after their rows and the retries of waiting rows), so that a
-// transaction holding the lock waits for no other merge.
-void lock_incoming_points(Oid relid)
-{
-    LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, relid, 0, kIncomingLockClass);
-    (void)LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
-} // namespace
-
 void idsync::raise_sync(Oid relid, Datum remote, int64 point, bool incoming)
 {
     check_point(point);
     if (incoming) {
         require_incoming_rights(relid);
-        lock_incoming_points(relid);
     } else {
         require_registered(relid);
         CallerRoles roles = caller_roles();

@@ -68,6 +68,16 @@ ok($during < 60, "follow-up passes slow down while a transaction holds the cut b
 ok(wait_until('the held row on b', sub { converged($node{a}, $node{b}) }, 10),
     'the rows written during and by the long transaction reach b');
 
+# The listening connection is cut: what was notified meanwhile is lost, so once it listens
+# again every table gets a pass.
+my $listener = $node{a}->safe_psql('postgres',
+    q{SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN idsync_changes'});
+ok($listener =~ /^\d+$/, 'the daemon listens on one connection');
+$node{a}->safe_psql('postgres', qq{SELECT pg_terminate_backend($listener);
+    INSERT INTO item (name, value) VALUES ('unheard', 1);});
+ok(wait_until('the unheard row on b', sub { converged($node{a}, $node{b}) }, 10),
+    'a row whose notification was lost reaches b once the daemon listens again');
+
 # A prepared transaction notifies nothing, so it prepares (PostgreSQL refuses to prepare one
 # that notified); its row travels with the next pass of its table.
 $node{a}->safe_psql('postgres', q{BEGIN; INSERT INTO fact (name, n) VALUES ('2pc', 1);
