@@ -61,6 +61,8 @@ public:
     const std::string &dsn() const { return dsn_; }
     void set_timeouts(double conn_timeout, double node_timeout);
     bool connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+    // The server's version as a number (150004), 0 when not connected.
+    int server_version() const { return conn_ ? PQserverVersion(conn_) : 0; }
     // Idle: connected, no transaction open, no COPY in progress.
     bool idle() const;
 
