@@ -7,9 +7,9 @@ constexpr const char *listen = "LISTEN idsync_changes";
 } // namespace sql
 
 ChangeListener::ChangeListener(uv_loop_t *loop, std::function<void(const std::string &)> on_change,
-                               std::function<void()> on_finished)
-    : loop_(loop), on_change_(std::move(on_change)), on_finished_(std::move(on_finished)),
-      sleeper_(loop)
+                               std::function<void()> on_relisten, std::function<void()> on_finished)
+    : loop_(loop), on_change_(std::move(on_change)), on_relisten_(std::move(on_relisten)),
+      on_finished_(std::move(on_finished)), sleeper_(loop)
 {
 }
 
@@ -54,7 +54,7 @@ Task<void> ChangeListener::run()
                     log_info("listening for changes again");
                 reported = false;
                 if (listened)
-                    on_change_(kEveryTable);
+                    on_relisten_();
                 listened = true;
             }
             std::vector<std::string> tables = co_await conn_->wait_notifications(60);

@@ -13,14 +13,12 @@
 #include "task.hpp"
 #include "uv_util.hpp"
 
-// What on_change gets after the listener connected again: notifications sent while it was away
-// are lost, so every table counts as notified.
-inline const std::string kEveryTable;
-
 class ChangeListener {
 public:
+    // on_change: a notification named `table`; on_relisten: the listener connected again, so
+    // the notifications sent while it was away are lost.
     ChangeListener(uv_loop_t *loop, std::function<void(const std::string &table)> on_change,
-                   std::function<void()> on_finished);
+                   std::function<void()> on_relisten, std::function<void()> on_finished);
     // Listens until stop(); connects again (every `retry` seconds) when the connection fails.
     void start(const std::string &dsn, double conn_timeout, double retry);
     // A reloaded DSN takes effect at the next connection.
@@ -33,6 +31,7 @@ private:
 
     uv_loop_t *loop_;
     std::function<void(const std::string &)> on_change_;
+    std::function<void()> on_relisten_;
     std::function<void()> on_finished_;
     std::string dsn_;
     double conn_timeout_ = 1;

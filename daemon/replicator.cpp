@@ -56,15 +56,15 @@ void Peer::update(const PeerConfig &config, const std::string &local_dsn)
 constexpr double kChangeGap = 0.01;
 // How long a notified table is passed again: a session notifies a table at most once per
 // 50 ms (kNotifyGapMs in the extension's change_notify.hpp), so its transactions in the 50 ms
-// after a notification skip theirs. The margin covers the two clocks (the server's wall clock,
-// our monotonic one).
+// after a notification skip theirs. The window counts from when the notification arrived here,
+// after the notifying transaction's commit; the margin is for the two processes' clocks.
 constexpr double kSkipWindow = 0.15;
 // The time between the starts of two passes that only follow up notifications; past the
 // window, while a transaction in flight holds the cut back, it doubles up to kPollGapMax (that
 // transaction notifies when it commits, unless it is one that skips).
 constexpr double kPollGap = 0.02;
 constexpr double kPollGapMax = 1;
-constexpr int kFollowUpFailures = 4;
+constexpr int kFollowUpFailures = 8;
 
 void Peer::changed(const std::string &table)
 {
@@ -82,6 +82,14 @@ void Peer::changed(const std::string &table)
         sleeper_.wake();
 }
 
+void Peer::changed_every()
+{
+    every_ = Notified{monotonic_seconds() + kSkipWindow, std::nullopt, kPollGap, 0};
+    bool first = changed_.empty();
+    if (first && wakeable_)
+        sleeper_.wake();
+}
+
 void Peer::settle(const std::string &table, const TableOutcome &outcome, double started,
                   const PassStart &start)
 {
@@ -90,8 +98,10 @@ void Peer::settle(const std::string &table, const TableOutcome &outcome, double 
         return;
     Notified &notified = it->second;
     // A capped table goes on with the next pass anyway. A failed one is tried again less and
-    // less often, and after kFollowUpFailures failures waits for the next full pass (so that it
-    // cannot spin).
+    // less often, and after kFollowUpFailures failures in a row waits for the next full pass
+    // (so that it cannot spin).
+    if (outcome.success)
+        notified.failures = 0;
     if (!outcome.success) {
         if (!outcome.capped && ++notified.failures >= kFollowUpFailures)
             notified_.erase(it);
@@ -185,18 +195,20 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
     try {
         co_await local_->connect();
         tables = co_await list_tables(*local_);
-        // Every table notified (kEveryTable: the listener connected again): each one is.
-        if (auto every = notified_.find(kEveryTable); every != notified_.end()) {
+        // Every table notified (the listener connected again): each one is, unless it was
+        // notified since.
+        bool every = every_.has_value();
+        if (every) {
             for (const TableInfo &t : tables)
-                notified_[t.name] = every->second;
-            notified_.erase(every);
+                notified_.try_emplace(t.name, *every_);
+            every_.reset();
         }
         // A notified table that is not registered needs no more passes.
         std::erase_if(notified_, [&tables](const auto &entry) {
             return std::none_of(tables.begin(), tables.end(),
                                 [&entry](const TableInfo &t) { return t.name == entry.first; });
         });
-        if (only != nullptr && !only->count(kEveryTable))
+        if (only != nullptr && !every)
             std::erase_if(tables, [only](const TableInfo &t) { return !only->count(t.name); });
         // The points we merged from other nodes, passed on to the peer once it has every row we
         // have (transitive sync); then the cut of the pass.
@@ -302,8 +314,8 @@ Task<void> Peer::run(bool once, double first_delay)
         co_await owner_.slots().acquire();
         std::shared_ptr<const Config> config = owner_.config();
         // Every table once per interval; in between, only the tables that changed.
-        bool full =
-            once || monotonic_seconds() >= next_full || (changed_.empty() && notified_.empty());
+        bool full = once || monotonic_seconds() >= next_full ||
+                    (changed_.empty() && notified_.empty() && !every_);
         std::set<std::string> only;
         only.swap(changed_);
         for (const auto &[table, notified] : notified_)
@@ -360,6 +372,8 @@ Task<void> Peer::run(bool once, double first_delay)
             double next = next_full;
             for (const auto &[table, notified] : notified_)
                 next = std::min(next, started + notified.gap);
+            if (every_)
+                next = started + kChangeGap;
             if (!changed_.empty())
                 next = started + kChangeGap;
             if (summary.broken) // what the local database answered could not be read
@@ -380,8 +394,15 @@ Replicator::Replicator(uv_loop_t *loop, const Config &config, bool once)
     : loop_(loop), config_(std::make_shared<const Config>(config)), once_(once),
       slots_(config.concurrency), random_(std::random_device{}()), deadline_(loop), finisher_(loop),
       listener_(
-          loop, [this](const std::string &table) { on_change(table); }, [this] { peer_finished(); })
+          loop, [this](const std::string &table) { on_change(table); }, [this] { on_relisten(); },
+          [this] { peer_finished(); })
 {
+}
+
+void Replicator::on_relisten()
+{
+    for (auto &[name, peer] : peers_)
+        peer->changed_every();
 }
 
 void Replicator::on_change(const std::string &table)

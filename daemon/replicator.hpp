@@ -39,6 +39,8 @@ public:
     // unless the peer is backed off or a pass is running; then right after), and keep passing
     // it until the transactions that skipped their notification are covered.
     void changed(const std::string &table);
+    // Every table counts as notified (notifications were lost while the listener was away).
+    void changed_every();
     bool finished() const { return finished_; }
     const PassSummary &last_pass() const { return last_pass_; }
 
@@ -71,6 +73,7 @@ private:
         int failures = 0;              // passes of it that failed
     };
     std::map<std::string, Notified> notified_;
+    std::optional<Notified> every_; // changed_every(), for every table the next pass lists
     std::map<std::string, std::string> drifts_; // tables skipped for schema drift, and why
     bool wakeable_ = false;                     // sleeping until the next pass, not backing off
     PassSummary last_pass_;
@@ -99,6 +102,7 @@ private:
     void finish();
     std::string unhealthy() const;
     void on_change(const std::string &table);
+    void on_relisten();
 
     uv_loop_t *loop_;
     std::shared_ptr<const Config> config_;
