@@ -25,8 +25,7 @@ cluster_start formats_a 54393 "${settings[@]}"
 cluster_start formats_b 54394 "${settings[@]}"
 on_a() { env $(cluster_env formats_a) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 on_b() { env $(cluster_env formats_b) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-dsn() { cluster_env "$1" | sed 's/PGHOST=/host=/; s/PGPORT=/port=/; s/PGUSER=/user=/; s/PGDATABASE=/dbname=/'; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+dsn() { cluster_dsn "$1"; }
 
 columns="k, taken, sent, stored, amount, share, ratio, count"
 table="CREATE TABLE readings (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, taken timestamptz,

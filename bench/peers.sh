@@ -76,7 +76,6 @@ on() {
 }
 port() { [ "$1" = a ] && echo 54441 || echo 54442; }
 dsn() { echo "host=127.0.0.1 port=$(port "$1") user=postgres dbname=postgres"; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 # wait_for NODE SQL: waits until SQL on NODE returns t (polling every 20 ms, 30,000 times).
 wait_for() {
     local i

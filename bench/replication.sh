@@ -25,8 +25,7 @@ cluster_start bench_a 54395 "${settings[@]}"
 cluster_start bench_b 54396 "${settings[@]}"
 on_a() { env $(cluster_env bench_a) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 on_b() { env $(cluster_env bench_b) psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-dsn() { cluster_env "$1" | sed 's/PGHOST=/host=/; s/PGPORT=/port=/; s/PGUSER=/user=/; s/PGDATABASE=/dbname=/'; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+dsn() { cluster_dsn "$1"; }
 
 table="CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,
                            value integer NOT NULL, payload text NOT NULL)"
