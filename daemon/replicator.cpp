@@ -97,18 +97,18 @@ void Peer::settle(const std::string &table, const TableOutcome &outcome, double 
     if (it == notified_.end())
         return;
     Notified &notified = it->second;
-    // A capped table goes on with the next pass anyway. A failed one is tried again less and
-    // less often, and after kFollowUpFailures failures in a row waits for the next full pass
-    // (so that it cannot spin).
-    if (outcome.success)
-        notified.failures = 0;
+    if (outcome.capped) // it goes on with the next pass anyway
+        return;
+    // A failed table is tried again less and less often, and after kFollowUpFailures failures
+    // in a row waits for the next full pass (so that it cannot spin).
     if (!outcome.success) {
-        if (!outcome.capped && ++notified.failures >= kFollowUpFailures)
+        if (++notified.failures >= kFollowUpFailures)
             notified_.erase(it);
-        else if (!outcome.capped)
+        else
             notified.gap = std::min(notified.gap * 2, kPollGapMax);
         return;
     }
+    notified.failures = 0;
     if (started < notified.until)
         return;
     if (!notified.target)
