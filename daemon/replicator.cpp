@@ -54,26 +54,10 @@ void Peer::update(const PeerConfig &config, const std::string &local_dsn)
 
 // The shortest time between the starts of two change-driven passes to one peer.
 constexpr double kChangeGap = 0.01;
-// How long a notified table is passed again: a session notifies a table at most once per
-// 50 ms (kNotifyGapMs in the extension's change_notify.hpp), so its transactions in the 50 ms
-// after a notification skip theirs. The window counts from when the notification arrived here,
-// after the notifying transaction's commit; the margin is for the two processes' clocks.
-constexpr double kSkipWindow = 0.15;
-// The time between the starts of two passes that only follow up notifications; past the
-// window, while a transaction in flight holds the cut back, it doubles up to kPollGapMax (that
-// transaction notifies when it commits, unless it is one that skips).
-constexpr double kPollGap = 0.02;
-constexpr double kPollGapMax = 1;
-constexpr int kFollowUpFailures = 8;
 
 void Peer::changed(const std::string &table)
 {
-    // A transaction skips its notification when its session notified the table less than 50 ms
-    // before it commits; its points were issued before that, so before kSkipWindow after this
-    // notification arrived. The table is passed until a pass that starts after the window cuts
-    // at or above the last point issued by then (settle): that pass takes in the skipping
-    // transaction's rows if it committed, and if not, its cut stays below them.
-    notified_[table] = Notified{monotonic_seconds() + kSkipWindow, std::nullopt, kPollGap, 0};
+    follow_ups_.notified(table, monotonic_seconds());
     // Only the first change wakes the peer: with changes pending, a pass is due within
     // kChangeGap anyway.
     bool first = changed_.empty();
@@ -84,39 +68,10 @@ void Peer::changed(const std::string &table)
 
 void Peer::changed_every()
 {
-    every_ = Notified{monotonic_seconds() + kSkipWindow, std::nullopt, kPollGap, 0};
+    follow_ups_.notified_every(monotonic_seconds());
     bool first = changed_.empty();
     if (first && wakeable_)
         sleeper_.wake();
-}
-
-void Peer::settle(const std::string &table, const TableOutcome &outcome, double started,
-                  const PassStart &start)
-{
-    auto it = notified_.find(table);
-    if (it == notified_.end())
-        return;
-    Notified &notified = it->second;
-    if (outcome.capped) // it goes on with the next pass anyway
-        return;
-    // A failed table is tried again less and less often, and after kFollowUpFailures failures
-    // in a row waits for the next full pass (so that it cannot spin).
-    if (!outcome.success) {
-        if (++notified.failures >= kFollowUpFailures)
-            notified_.erase(it);
-        else
-            notified.gap = std::min(notified.gap * 2, kPollGapMax);
-        return;
-    }
-    notified.failures = 0;
-    if (started < notified.until)
-        return;
-    if (!notified.target)
-        notified.target = start.last_issued;
-    if (start.cut >= *notified.target)
-        notified_.erase(it);
-    else
-        notified.gap = std::min(notified.gap * 2, kPollGapMax);
 }
 
 void Peer::note_drift(const std::string &table, const std::string &drift)
@@ -195,19 +150,10 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
     try {
         co_await local_->connect();
         tables = co_await list_tables(*local_);
-        // Every table notified (the listener connected again): each one is, unless it was
-        // notified since.
-        bool every = every_.has_value();
-        if (every) {
-            for (const TableInfo &t : tables)
-                notified_.try_emplace(t.name, *every_);
-            every_.reset();
-        }
-        // A notified table that is not registered needs no more passes.
-        std::erase_if(notified_, [&tables](const auto &entry) {
-            return std::none_of(tables.begin(), tables.end(),
-                                [&entry](const TableInfo &t) { return t.name == entry.first; });
-        });
+        std::vector<std::string> registered;
+        for (const TableInfo &t : tables)
+            registered.push_back(t.name);
+        bool every = follow_ups_.begin_pass(registered);
         if (only != nullptr && !every)
             std::erase_if(tables, [only](const TableInfo &t) { return !only->count(t.name); });
         // The points we merged from other nodes, passed on to the peer once it has every row we
@@ -277,7 +223,8 @@ Task<PassSummary> Peer::pass(std::shared_ptr<const Config> config,
         double table_started = monotonic_seconds();
         TableOutcome outcome = co_await replicate_table(context, table);
         count(table.name, outcome, monotonic_seconds() - table_started);
-        settle(table.name, outcome, started, start);
+        follow_ups_.settle(table.name, outcome.success, outcome.capped, started, start.cut,
+                           start.last_issued);
         summary.add(outcome);
         if (outcome.parked_known) // the preflight ran: the shapes were compared
             note_drift(table.name, outcome.drift);
@@ -314,12 +261,11 @@ Task<void> Peer::run(bool once, double first_delay)
         co_await owner_.slots().acquire();
         std::shared_ptr<const Config> config = owner_.config();
         // Every table once per interval; in between, only the tables that changed.
-        bool full = once || monotonic_seconds() >= next_full ||
-                    (changed_.empty() && notified_.empty() && !every_);
+        bool full =
+            once || monotonic_seconds() >= next_full || (changed_.empty() && follow_ups_.empty());
         std::set<std::string> only;
         only.swap(changed_);
-        for (const auto &[table, notified] : notified_)
-            only.insert(table);
+        follow_ups_.add_to(only);
         double started = monotonic_seconds();
         PassSummary summary;
         if (!stopping_)
@@ -369,11 +315,7 @@ Task<void> Peer::run(bool once, double first_delay)
             // Changes that arrived during the pass go at once (at most one change pass per
             // kChangeGap: anyone who can connect may NOTIFY); else wait for the next change or
             // the next full pass.
-            double next = next_full;
-            for (const auto &[table, notified] : notified_)
-                next = std::min(next, started + notified.gap);
-            if (every_)
-                next = started + kChangeGap;
+            double next = std::min(next_full, follow_ups_.next_pass(started).value_or(next_full));
             if (!changed_.empty())
                 next = started + kChangeGap;
             if (summary.broken) // what the local database answered could not be read

@@ -14,6 +14,7 @@
 
 #include "change_listener.hpp"
 #include "config.hpp"
+#include "follow_ups.hpp"
 #include "http.hpp"
 #include "metrics.hpp"
 #include "pass_summary.hpp"
@@ -50,9 +51,6 @@ private:
     Task<PassSummary> pass(std::shared_ptr<const Config> config, const std::set<std::string> *only);
     void count(const std::string &table, const TableOutcome &outcome, double seconds);
     void note_drift(const std::string &table, const std::string &drift);
-    // After a table's pass: whether it still has to be passed for a notification.
-    void settle(const std::string &table, const TableOutcome &outcome, double started,
-                const PassStart &start);
 
     Replicator &owner_;
     PeerConfig config_;
@@ -65,15 +63,7 @@ private:
     int failures_ = 0;              // consecutive passes that could not reach the peer
     int local_failures_ = 0;        // consecutive passes that could not use the local database
     std::set<std::string> changed_; // tables changed since the last pass took them
-    // Notified tables, passed every kPollGap until covered (see Peer::changed).
-    struct Notified {
-        double until = 0;              // when kSkipWindow after the last notification ends
-        std::optional<int64_t> target; // the last point issued once `until` had passed
-        double gap = 0;                // until the next pass of it
-        int failures = 0;              // passes of it that failed
-    };
-    std::map<std::string, Notified> notified_;
-    std::optional<Notified> every_; // changed_every(), for every table the next pass lists
+    FollowUps follow_ups_;          // notified tables to pass again (follow_ups.hpp)
     std::map<std::string, std::string> drifts_; // tables skipped for schema drift, and why
     bool wakeable_ = false;                     // sleeping until the next pass, not backing off
     PassSummary last_pass_;

@@ -12,3 +12,4 @@ Suite *log_suite();
 Suite *task_both_suite();
 Suite *schema_shape_suite();
 Suite *pass_summary_suite();
+Suite *follow_ups_suite();

@@ -14,6 +14,7 @@ int main()
     srunner_add_suite(runner, task_both_suite());
     srunner_add_suite(runner, schema_shape_suite());
     srunner_add_suite(runner, pass_summary_suite());
+    srunner_add_suite(runner, follow_ups_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
